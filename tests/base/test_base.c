@@ -1,0 +1,97 @@
+#include "base/base.h"
+#include "test.h"
+#include <jansson.h>
+
+static void test_rng(void) {
+    dl_rng a, b;
+    dl_rng_seed(&a, 42);
+    dl_rng_seed(&b, 42);
+    int same = 1;
+    for (int i = 0; i < 100; i++) same &= dl_rng_u64(&a) == dl_rng_u64(&b);
+    CHECK(same);
+    dl_rng_seed(&b, 43);
+    CHECK(dl_rng_u64(&a) != dl_rng_u64(&b));
+    double sum = 0, sq = 0;
+    int n = 20000, inrange = 1;
+    for (int i = 0; i < n; i++) {
+        float u = dl_rng_float(&a);
+        inrange &= u >= 0 && u < 1;
+        float z = dl_rng_normal(&a);
+        sum += z;
+        sq += z * z;
+        inrange &= dl_rng_below(&a, 7) < 7;
+    }
+    CHECK(inrange);
+    CHECK_CLOSE(sum / n, 0.0, 0.05, 0);
+    CHECK_CLOSE(sq / n, 1.0, 0.05, 0);
+}
+
+static void test_files(void) {
+    const char *dir = test_tmpdir("base");
+    dl_error err;
+    char sub[512], path[600];
+    snprintf(sub, sizeof sub, "%s/a/b/c", dir);
+    CHECK(dl_mkdir_p(sub, &err) == 0);
+    CHECK(dl_is_dir(sub));
+    snprintf(path, sizeof path, "%s/file.bin", sub);
+    CHECK(dl_write_file_atomic(path, "hello", 5, &err) == 0);
+    char *data;
+    size_t len;
+    CHECK(dl_read_file(path, &data, &len, &err) == 0);
+    CHECK(len == 5 && memcmp(data, "hello", 5) == 0);
+    free(data);
+    dl_mmap m;
+    CHECK(dl_mmap_open(&m, path, &err) == 0 && m.len == 5);
+    dl_mmap_close(&m);
+    CHECK(dl_read_file("/nonexistent/x", &data, &len, &err) == -1);
+    CHECK(strstr(err.msg, "/nonexistent/x") != NULL);
+    snprintf(path, sizeof path, "%s/a", dir);
+    CHECK(dl_rm_rf(path, &err) == 0);
+    CHECK(!dl_path_exists(path));
+}
+
+static void test_json(void) {
+    const char *dir = test_tmpdir("basejson");
+    dl_error err;
+    char path[600];
+    snprintf(path, sizeof path, "%s/x.json", dir);
+    json_t *o = json_pack("{s:i, s:f, s:b, s:s}", "n", 7, "x", 2.5, "t", 1, "s", "str");
+    CHECK(dl_json_save(o, path, &err) == 0);
+    json_decref(o);
+    json_t *v = dl_json_load(path, &err);
+    CHECK(v != NULL);
+    long long n;
+    double x;
+    int t;
+    CHECK(dl_json_get_int(v, "n", &n, &err) == 0 && n == 7);
+    CHECK(dl_json_get_double(v, "x", &x, &err) == 0 && x == 2.5);
+    CHECK(dl_json_get_bool(v, "t", &t, &err) == 0 && t == 1);
+    CHECK(dl_json_get_int(v, "s", &n, &err) == -1 && strstr(err.msg, "'s'"));
+    CHECK(dl_json_get_int(v, "missing", &n, &err) == -1 && strstr(err.msg, "missing"));
+    json_decref(v);
+    CHECK(dl_write_file_atomic(path, "{\"a\": ", 6, &err) == 0);
+    CHECK(dl_json_load(path, &err) == NULL && strstr(err.msg, "invalid JSON"));
+}
+
+static void test_buffers(void) {
+    dl_ivec v = {0};
+    for (int i = 0; i < 1000; i++) dl_ivec_push(&v, i);
+    CHECK(v.len == 1000 && v.data[999] == 999);
+    dl_ivec_free(&v);
+    dl_buf b = {0};
+    dl_buf_printf(&b, "%d-%s", 12, "ab");
+    CHECK(b.len == 5 && strcmp(b.data, "12-ab") == 0);
+    dl_buf_free(&b);
+    size_t out;
+    CHECK(dl_mul_size(SIZE_MAX / 2, 3, &out) == -1);
+    CHECK(dl_add_size(SIZE_MAX, 1, &out) == -1);
+    CHECK(dl_mul_size(6, 7, &out) == 0 && out == 42);
+}
+
+int main(void) {
+    test_rng();
+    test_files();
+    test_json();
+    test_buffers();
+    TEST_MAIN_END();
+}
