@@ -1,1 +1,35 @@
-int main(void){return 0;}
+#include "cli.h"
+#include <string.h>
+
+typedef struct { const char *name; int (*fn)(int, char **); const char *help; } command;
+
+/* A subcommand whose file has not landed yet is NULL here. */
+static const command COMMANDS[] = {
+    {"demo", cmd_demo, "train a tokenizer and a small model on a corpus, show samples"},
+    {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer (tokenizer train)"},
+    {"data", cmd_data, "tokenize a corpus into train.bin / val.bin (data prepare)"},
+    {"train", cmd_train, "train a model from a config on prepared data"},
+    {"generate", cmd_generate, "sample text from a model"},
+    {"eval", cmd_eval, "loss, perplexity and speed of a model on a token file"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: distil COMMAND [flags]   (distil COMMAND --help for its flags)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(out, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].help);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (strcmp(argv[1], COMMANDS[i].name) == 0) return COMMANDS[i].fn(argc - 1, argv + 1);
+    cli_errorf("unknown command '%s' (see distil --help)", argv[1]);
+    return 2;
+}
