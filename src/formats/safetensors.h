@@ -8,6 +8,8 @@
 typedef enum { DL_F32, DL_F16, DL_BF16, DL_I32, DL_I64, DL_U8, DL_I8, DL_U16, DL_DTYPE_UNKNOWN } dl_dtype;
 const char *dl_dtype_name(dl_dtype t);
 size_t dl_dtype_size(dl_dtype t);
+/* "F32" -> DL_F32, ...; DL_DTYPE_UNKNOWN for any other string. */
+dl_dtype dl_dtype_from_name(const char *name);
 
 #define DL_ST_MAX_DIMS 8
 typedef struct dl_st_tensor {

@@ -97,12 +97,15 @@ void dl_model_backward(dl_model *m, float grad_scale);
 /* Backward from a caller-supplied gradient of the loss w.r.t. logits (B,T,V), for losses
  * other than cross-entropy (distillation). dlogits may alias m->logits. */
 void dl_model_backward_from_logits(dl_model *m, const float *dlogits);
+/* Floats held by the training activations (for memory reports); 0 before dl_model_alloc_train. */
+size_t dl_model_act_floats(const dl_model *m);
 
 /* ---- inference with a KV cache (decode.c) ---------------------------------------------------- */
 typedef struct dl_kv_cache {
     int L, max_T, NKV, HS;
     int pos;      /* tokens already in the cache */
     float *k, *v; /* (L, max_T, NKV, HS) each */
+    float *rope_cos, *rope_sin; /* (max_T, HS/2) tables, filled once by dl_kv_cache_create */
 } dl_kv_cache;
 
 int dl_kv_cache_create(dl_kv_cache *kv, const dl_config *c, int max_T, dl_error *err);
