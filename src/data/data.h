@@ -18,7 +18,11 @@ typedef struct dl_tokfile {
     const void *tokens;
 } dl_tokfile;
 
+/* Writes atomically (temp file, fsync, rename); fails on an id outside [0, vocab_size). */
 int dl_tokfile_write(const char *path, const int32_t *ids, size_t n, uint32_t vocab_size, dl_error *err);
+/* Maps the file and checks the header (magic, version, dtype, n_tokens * dtype == the bytes that
+ * follow it) and that every id is below vocab_size, so callers may index embeddings with the ids
+ * once they know vocab_size <= the model's V. */
 int dl_tokfile_open(dl_tokfile *f, const char *path, dl_error *err);
 void dl_tokfile_close(dl_tokfile *f);
 static inline int32_t dl_tokfile_get(const dl_tokfile *f, uint64_t i) {
@@ -27,18 +31,25 @@ static inline int32_t dl_tokfile_get(const dl_tokfile *f, uint64_t i) {
 
 /* Encodes the corpus, splitting it by documents-or-lines so the last val_fraction of the
  * text (at a line boundary) becomes val.bin. Writes DIR/train.bin, DIR/val.bin and a copy of
- * the tokenizer as DIR/tokenizer.json. */
+ * the tokenizer as DIR/tokenizer.json.
+ * 0 < val_fraction < 0.5: a run always has held-out text to measure, and it is the smaller part.
+ * Special-token strings in the corpus ("<|endoftext|>" between documents) become their ids.
+ * Each file must hold at least DL_DATA_MIN_TOKENS tokens, else nothing is kept and it fails. */
+#define DL_DATA_MIN_TOKENS 32
 int dl_data_prepare(const char *corpus, const char *tokenizer_path, double val_fraction, const char *outdir,
                     dl_error *err);
 
 /* Batch loader: windows of T+1 tokens. Each global batch is B*world windows whose start
  * offsets come from a permutation keyed by (seed, epoch); rank r takes rows r*B .. r*B+B-1.
- * The position (global batch index) is all a checkpoint needs to resume. */
+ * The position (global batch index) is all a checkpoint needs to resume.
+ * Window w is tokens w*T .. w*T+T (neighbours share one token). Sample s of the run (counted
+ * over all ranks) lies in epoch s / n_windows, so a batch may straddle two epochs, and a file
+ * with fewer windows than a batch has rows simply repeats them. Fewer than T+1 tokens: error. */
 typedef struct dl_loader {
     const dl_tokfile *f;
     int B, T, rank, world;
     uint64_t seed;
-    uint64_t n_windows; /* non-overlapping windows of T+1 tokens ((n_tokens-1)/T) */
+    uint64_t n_windows; /* (n_tokens-1)/T */
     uint64_t batch_index; /* next global batch */
     uint64_t *perm;       /* permutation of windows for the current epoch */
     uint64_t perm_epoch;

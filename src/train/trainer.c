@@ -1,0 +1,174 @@
+/* The training loop: updates, metrics, evaluation, checkpoints, the final model folder. */
+#include "checkpoint.h"
+#include "eval/eval.h"
+#include "run.h"
+#include "stop.h"
+#include "train/adamw.h"
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct loop {
+    dl_run *r;
+    dl_progress prog;
+    double t_session;          /* dl_now() when this session started */
+    double tok_since_log, sec_since_log;
+    long last_ckpt;            /* step of the newest checkpoint written or loaded */
+} loop;
+
+static double elapsed(const loop *lp) { return lp->r->elapsed_before + (dl_now() - lp->t_session); }
+
+/* A log line must not land on top of the progress line of a terminal. */
+static void clear_progress(loop *lp) {
+    if (lp->prog.tty && lp->prog.t_last_print > 0 && dl_log_get_level() >= DL_LOG_INFO) fputs("\r\033[K", stderr);
+}
+
+/* One update: grad_accum micro-batches, clipping, AdamW. Returns the mean micro-batch loss. */
+static double update(dl_run *r, double lr, float *grad_norm) {
+    const dl_train_opts *o = r->o;
+    dl_model *m = &r->model;
+    dl_model_zero_grad(m);
+    double loss = 0;
+    for (int a = 0; a < o->grad_accum; a++) {
+        dl_loader_next(&r->loader, r->inputs, r->targets);
+        loss += dl_model_forward(m, r->inputs, r->targets, o->batch, o->seq_len);
+        dl_model_backward(m, 1.0f / (float)o->grad_accum);
+    }
+    r->data_position = r->loader.batch_index;
+    *grad_norm = dl_clip_grad_norm(m->grads, m->lay.total, (float)o->grad_clip);
+    dl_adamw_cfg ac = {(float)o->beta1, (float)o->beta2, 1e-8f, (float)o->weight_decay};
+    dl_adamw_step(&m->lay, m->params, m->grads, r->exp_avg, r->exp_avg_sq, &ac, (float)lr, r->step + 1);
+    return loss / o->grad_accum;
+}
+
+static int log_step(loop *lp, double loss, double lr, float norm, dl_error *err) {
+    dl_run *r = lp->r;
+    double tps = lp->sec_since_log > 0 ? lp->tok_since_log / lp->sec_since_log : 0;
+    char line[512], extra[160];
+    snprintf(extra, sizeof extra, "loss %.4f lr %.2e tok/s %.0f", loss, lr, tps);
+    dl_progress_update(&lp->prog, r->step, extra);
+    if (r->step % r->o->log_interval != 0 && r->step != 1 && r->step != r->o->steps) return 0;
+    snprintf(line, sizeof line,
+             "{\"step\":%ld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f}",
+             r->step, loss, lr, (double)norm, tps, elapsed(lp));
+    lp->tok_since_log = lp->sec_since_log = 0;
+    return dl_metrics_write(&r->metrics, line, err);
+}
+
+static int evaluate(loop *lp, dl_error *err) {
+    dl_run *r = lp->r;
+    dl_eval_result res;
+    /* eval's own progress line would interleave with training's; one val line below says it all */
+    dl_log_level level = dl_log_get_level();
+    if (level == DL_LOG_INFO) dl_log_set_level(DL_LOG_QUIET);
+    int rc = dl_eval_tokens(&r->model, &r->val, r->o->batch, r->o->seq_len, (uint64_t)r->o->eval_tokens, &res, err);
+    dl_log_set_level(level);
+    if (rc) return dl_fail_ctx(err, "evaluation at step %ld", r->step);
+    char line[256];
+    snprintf(line, sizeof line, "{\"step\":%ld,\"val_loss\":%.9g,\"val_ppl\":%.9g}", r->step, res.mean_loss,
+             res.perplexity);
+    clear_progress(lp);
+    dl_log("step %ld: val_loss %.4f val_ppl %.2f (%llu tokens)", r->step, res.mean_loss, res.perplexity,
+           (unsigned long long)res.tokens);
+    return dl_metrics_write(&r->metrics, line, err);
+}
+
+static int checkpoint(loop *lp, dl_error *err) {
+    dl_run *r = lp->r;
+    if (lp->last_ckpt == r->step) return 0;
+    json_t *state = dl_run_state_json(r, elapsed(lp));
+    dl_ckpt c = {&r->model, r->exp_avg, r->exp_avg_sq, state, r->tokenizer};
+    char dir[4096];
+    /* the log must hold every line up to the checkpoint it will be cut back to on resume */
+    int rc = dl_metrics_sync(&r->metrics, err);
+    if (rc == 0) rc = dl_ckpt_write(r->o->out, r->step, &c, dir, sizeof dir, err);
+    json_decref(state);
+    if (rc == 0) rc = dl_ckpt_prune(r->o->out, 2, err);
+    if (rc) return -1;
+    lp->last_ckpt = r->step;
+    clear_progress(lp);
+    dl_log("step %ld: checkpoint %s", r->step, dir);
+    return 0;
+}
+
+static int check_finite(const dl_run *r, double loss, float norm, double lr, dl_error *err) {
+    if (isfinite(loss) && isfinite(norm)) return 0;
+    return dl_fail(err, "training diverged at step %ld: loss %g, gradient norm %g (lr %g); lower --lr, raise "
+                        "--warmup or --grad-clip, and --resume from the last checkpoint",
+                   r->step + 1, loss, (double)norm, lr);
+}
+
+/* After each update: metrics, evaluation, checkpoint, and whether to stop (1) or go on (0). */
+static int after_update(loop *lp, double loss, double lr, float norm, dl_error *err) {
+    dl_run *r = lp->r;
+    const dl_train_opts *o = r->o;
+    int last = r->step == o->steps;
+    if (log_step(lp, loss, lr, norm, err)) return -1;
+    if (o->eval_interval > 0 && (r->step % o->eval_interval == 0 || last) && evaluate(lp, err)) return -1;
+    int sig = last ? 0 : dl_stop_requested(); /* at the last step, finishing is the quickest way out */
+    int stop_here = !last && (sig || (o->stop_at > 0 && r->step >= o->stop_at));
+    if ((o->save_interval > 0 && r->step % o->save_interval == 0) || last || stop_here)
+        if (checkpoint(lp, err)) return -1;
+    if (sig)
+        return dl_fail(err, "interrupted by signal %d after step %ld; the checkpoint is saved, continue with --resume",
+                       sig, r->step);
+    return stop_here;
+}
+
+static int run_loop(loop *lp, dl_error *err) {
+    dl_run *r = lp->r;
+    const dl_train_opts *o = r->o;
+    double step_tokens = (double)o->batch * o->seq_len * o->grad_accum;
+    if (o->stop_at > 0 && r->step >= o->stop_at && r->step < o->steps) return 1; /* resumed past it */
+    while (r->step < o->steps) {
+        double t0 = dl_now();
+        double lr = dl_lr_at(r->step, o->steps, o->warmup, o->lr, o->min_lr);
+        float norm;
+        double loss = update(r, lr, &norm);
+        if (check_finite(r, loss, norm, lr, err)) return -1;
+        r->step++;
+        lp->sec_since_log += dl_now() - t0;
+        lp->tok_since_log += step_tokens;
+        int rc = after_update(lp, loss, lr, norm, err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int finish(loop *lp, dl_error *err) {
+    dl_run *r = lp->r;
+    if (dl_model_save(&r->model, r->o->out, err)) return -1;
+    dl_log("trained %ld steps in %.1f s; model folder: %s", r->step, elapsed(lp), r->o->out);
+    return 0;
+}
+
+int dl_train(const dl_train_opts *o, dl_error *err) {
+    dl_run r;
+    loop lp;
+    memset(&lp, 0, sizeof lp);
+    if (!o) return dl_fail(err, "train: no options");
+    if (o->threads > 0) dl_set_threads(o->threads);
+    if (dl_run_setup(&r, o, err)) {
+        dl_run_free(&r);
+        return -1;
+    }
+    lp.r = &r;
+    lp.t_session = dl_now();
+    lp.last_ckpt = r.step > 0 ? r.step : -1;
+    dl_log("training %zu parameters for %d steps of %d x %d x %d tokens (from step %ld)", r.model.lay.total,
+           o->steps, o->batch, o->seq_len, o->grad_accum, r.step);
+    dl_progress_start(&lp.prog, "step", o->steps);
+    lp.prog.t_start -= r.elapsed_before; /* so the ETA counts earlier sessions too */
+    dl_stop_install();
+    int rc = run_loop(&lp, err);
+    dl_stop_restore();
+    dl_progress_finish(&lp.prog);
+    if (rc == 0 && r.step >= o->steps) rc = finish(&lp, err);
+    else if (rc == 1) {
+        dl_log("stopped after step %ld as asked (--stop-at); continue with --resume", r.step);
+        rc = 0;
+    }
+    dl_run_free(&r);
+    return rc;
+}
