@@ -230,6 +230,10 @@ static int check_specials(const char *const *specials, int *n_out, dl_error *err
 dl_tokenizer *dl_tok_train(const char *text, size_t len, int vocab_size, const char *const *specials, dl_error *err) {
     static const char *const default_specials[] = {DL_EOT, NULL};
     if (!specials) specials = default_specials;
+    if (len == 0) {
+        dl_fail(err, "the corpus is empty: there is nothing to learn merges from");
+        return NULL;
+    }
     int n_special = 0;
     if (check_specials(specials, &n_special, err)) return NULL;
     if (vocab_size < 256 + n_special || vocab_size > TOK_MAX_VOCAB) {
@@ -390,7 +394,10 @@ dl_tokenizer *dl_tok_train_file(const char *corpus_path, int vocab_size, const c
     if (dl_read_file(corpus_path, &text, &len, err)) return NULL;
     dl_tokenizer *t = dl_tok_train(text, len, vocab_size, specials, err);
     free(text);
-    if (!t) return NULL;
+    if (!t) {
+        dl_fail_ctx(err, "%s", corpus_path);
+        return NULL;
+    }
     if (dl_tok_save(t, out_path, err)) {
         dl_tok_free(t);
         return NULL;
