@@ -3,7 +3,6 @@
 
 typedef struct { const char *name; int (*fn)(int, char **); const char *help; } command;
 
-/* A subcommand whose file has not landed yet is NULL here. */
 static const command COMMANDS[] = {
     {"demo", cmd_demo, "train a tokenizer and a small model on a corpus, show samples"},
     {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer (tokenizer train)"},
@@ -11,6 +10,8 @@ static const command COMMANDS[] = {
     {"train", cmd_train, "train a model from a config on prepared data"},
     {"generate", cmd_generate, "sample text from a model"},
     {"eval", cmd_eval, "loss, perplexity and speed of a model on a token file"},
+    {"export", cmd_export, "write a model in another format (export gguf)"},
+    {"import", cmd_import, "read a model from another format (import gguf)"},
 };
 
 static void usage(FILE *out) {
