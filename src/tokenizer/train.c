@@ -230,10 +230,6 @@ static int check_specials(const char *const *specials, int *n_out, dl_error *err
 dl_tokenizer *dl_tok_train(const char *text, size_t len, int vocab_size, const char *const *specials, dl_error *err) {
     static const char *const default_specials[] = {DL_EOT, NULL};
     if (!specials) specials = default_specials;
-    if (len == 0) {
-        dl_fail(err, "the corpus is empty: there is nothing to learn merges from");
-        return NULL;
-    }
     int n_special = 0;
     if (check_specials(specials, &n_special, err)) return NULL;
     if (vocab_size < 256 + n_special || vocab_size > TOK_MAX_VOCAB) {
@@ -392,6 +388,11 @@ dl_tokenizer *dl_tok_train_file(const char *corpus_path, int vocab_size, const c
     char *text;
     size_t len;
     if (dl_read_file(corpus_path, &text, &len, err)) return NULL;
+    if (len == 0) {
+        free(text);
+        dl_fail(err, "%s: the corpus is empty: there is nothing to learn merges from", corpus_path);
+        return NULL;
+    }
     dl_tokenizer *t = dl_tok_train(text, len, vocab_size, specials, err);
     free(text);
     if (!t) {
