@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "ops/ops.h"
 #include <string.h>
 
 typedef struct { const char *name; int (*fn)(int, char **); const char *help; } command;
@@ -21,6 +22,9 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    /* OpenMP and OpenBLAS take turns on the cores; spinning idle threads of one pool starve the
+     * other (see bench/README.md). May re-execute the program once with tuned settings. */
+    dl_ops_tune_runtime(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;
