@@ -9,7 +9,7 @@ int cmd_demo(int argc, char **argv) {
         {"corpus", FLAG_STR, &o.corpus, "text corpus (default: the KJV Bible installed by scripts/install-deps.sh)", 0, 0},
         {"out", FLAG_STR, &o.out, "run folder (default runs/demo)", 0, 0},
         {"vocab-size", FLAG_INT, &o.vocab_size, "tokenizer vocabulary (default 2048)", 0, 0},
-        {"steps", FLAG_INT, &o.steps, "training updates (default 600)", 0, 0},
+        {"steps", FLAG_INT, &o.steps, "training updates (default 1000)", 0, 0},
         {"threads", FLAG_INT, &o.threads, "threads (default: all cores)", 0, 0},
         {"seed", FLAG_INT, &seed, "seed for weights, data order and samples (default 1)", 0, 0},
         {"samples", FLAG_INT, &o.samples, "prompts to continue at the end, at most 5 (default 3)", 0, 0},

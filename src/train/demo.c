@@ -12,7 +12,7 @@ void dl_demo_opts_default(dl_demo_opts *o) {
     memset(o, 0, sizeof *o);
     o->out = "runs/demo";
     o->vocab_size = 2048;
-    o->steps = 600;
+    o->steps = 1000;
     o->threads = 0;
     o->seed = 1;
     o->samples = 3;
