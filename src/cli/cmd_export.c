@@ -1,8 +1,48 @@
+/* distil export gguf: a model folder as a llama.cpp GGUF file. */
 #include "cli.h"
+#include "convert/convert.h"
+#include <string.h>
 
-/* placeholder until the subcommand lands */
+static const char *SUMMARY =
+    "Writes a model folder (config.json, model.safetensors, tokenizer.json) as a GGUF v3 file that\n"
+    "llama.cpp loads: architecture \"llama\", the byte-level BPE vocabulary, attn_q/attn_k rows\n"
+    "permuted for llama.cpp's RoPE. Norm weights stay f32 in every --dtype; with q8_0 a matrix\n"
+    "whose rows are not a multiple of 32 is written as f16.";
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: distil export gguf --model DIR --out FILE.gguf [--dtype f32|f16|q8_0]\n");
+}
+
+static int export_gguf(int argc, char **argv) {
+    const char *dir = NULL, *out = NULL, *dtype_s = "f32";
+    cli_flag flags[] = {
+        {"model", FLAG_STR, &dir, "model folder (config.json, model.safetensors, tokenizer.json)", 1, 0},
+        {"out", FLAG_STR, &out, "GGUF file to write", 1, 0},
+        {"dtype", FLAG_STR, &dtype_s, "type of the matrices: f32 (default), f16 or q8_0", 0, 0},
+        {NULL, 0, NULL, NULL, 0, 0},
+    };
+    int rc = cli_parse("export gguf", SUMMARY, flags, argc, argv, NULL, 0, NULL);
+    if (rc) return rc > 0 ? 0 : 2;
+    dl_error err;
+    dl_export_dtype dtype;
+    if (dl_export_dtype_parse(dtype_s, &dtype, &err)) return cli_error(&err);
+    double t0 = dl_now();
+    if (dl_export_gguf(dir, out, dtype, &err)) return cli_error(&err);
+    dl_log("wrote %s (%s) in %.2f s", out, dl_export_dtype_name(dtype), dl_now() - t0);
+    return 0;
+}
+
 int cmd_export(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    return cli_errorf("'export' is not implemented yet");
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *fmt = argv[1];
+    if (!strcmp(fmt, "--help") || !strcmp(fmt, "-h") || !strcmp(fmt, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(fmt, "gguf")) return export_gguf(argc - 1, argv + 1);
+    cli_errorf("unknown format 'export %s' (only gguf; see distil export --help)", fmt);
+    return 2;
 }
