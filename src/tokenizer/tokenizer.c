@@ -108,7 +108,7 @@ int tok_finish(dl_tokenizer *t, dl_error *err) {
         if (!v) return dl_fail(err, "out of memory");
         *v = (int64_t)r << 32 | m->c; /* a repeated pair takes its last rank, as in HF tokenizers */
     }
-    qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added);
+    if (t->n_added > 0) qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added);
     t->eot_id = -1;
     for (int i = 0; i < t->n_added; i++)
         if (strcmp(t->added[i].content, DL_EOT) == 0) t->eot_id = t->added[i].id;
