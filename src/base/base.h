@@ -55,6 +55,21 @@ float dl_rng_normal(dl_rng *r);          /* standard normal (Box-Muller) */
 int dl_read_file(const char *path, char **out, size_t *len, dl_error *err);
 /* Writes path atomically: temp file in the same folder, fsync, rename, fsync folder. */
 int dl_write_file_atomic(const char *path, const void *data, size_t len, dl_error *err);
+
+/* The same, streamed: bytes go to PATH.tmp.PID; commit fsyncs, renames into place and fsyncs
+ * the folder; abort (or a failed commit) removes the temp file. A reader never sees a partly
+ * written file under the real name. */
+typedef struct dl_atomic_file {
+    int fd;
+    int write_errno; /* first failed write, reported by commit */
+    char path[4096], tmp[4200];
+} dl_atomic_file;
+int dl_atomic_open(dl_atomic_file *f, const char *path, dl_error *err);
+/* Appends (or, with pwrite, writes at an offset); on failure returns -1 and commit will fail. */
+int dl_atomic_write(dl_atomic_file *f, const void *data, size_t len);
+int dl_atomic_pwrite(dl_atomic_file *f, const void *data, size_t len, uint64_t offset);
+int dl_atomic_commit(dl_atomic_file *f, dl_error *err);
+void dl_atomic_abort(dl_atomic_file *f); /* safe to call twice, or after commit */
 int dl_mkdir_p(const char *path, dl_error *err);
 int dl_fsync_dir(const char *path, dl_error *err);
 int dl_path_exists(const char *path);

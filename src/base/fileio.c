@@ -65,27 +65,68 @@ int dl_fsync_dir(const char *path, dl_error *err) {
     return 0;
 }
 
-int dl_write_file_atomic(const char *path, const void *data, size_t len, dl_error *err) {
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= sizeof tmp)
+int dl_atomic_open(dl_atomic_file *f, const char *path, dl_error *err) {
+    f->fd = -1;
+    f->write_errno = 0;
+    if ((size_t)snprintf(f->path, sizeof f->path, "%s", path) >= sizeof f->path ||
+        (size_t)snprintf(f->tmp, sizeof f->tmp, "%s.tmp.%d", path, (int)getpid()) >= sizeof f->tmp)
         return dl_fail(err, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return dl_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
-    if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        return dl_fail(err, "%s: write failed: %s", path, strerror(e));
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (f->fd < 0) return dl_fail(err, "%s: cannot create: %s", f->tmp, strerror(errno));
+    return 0;
+}
+
+int dl_atomic_write(dl_atomic_file *f, const void *data, size_t len) {
+    if (f->write_errno) return -1;
+    if (write_all(f->fd, data, len) == 0) return 0;
+    f->write_errno = errno ? errno : EIO;
+    return -1;
+}
+
+int dl_atomic_pwrite(dl_atomic_file *f, const void *data, size_t len, uint64_t offset) {
+    if (f->write_errno) return -1;
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = pwrite(f->fd, p, len, (off_t)offset);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            f->write_errno = errno ? errno : EIO;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+        offset += (uint64_t)w;
     }
-    close(fd);
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return dl_fail(err, "%s: rename failed: %s", path, strerror(e));
+    return 0;
+}
+
+void dl_atomic_abort(dl_atomic_file *f) {
+    if (f->fd < 0) return;
+    close(f->fd);
+    unlink(f->tmp);
+    f->fd = -1;
+}
+
+int dl_atomic_commit(dl_atomic_file *f, dl_error *err) {
+    int e = f->write_errno;
+    if (!e && fsync(f->fd) != 0) e = errno;
+    if (close(f->fd) != 0 && !e) e = errno;
+    f->fd = -1;
+    if (!e && rename(f->tmp, f->path) != 0) e = errno;
+    if (e) {
+        unlink(f->tmp);
+        return dl_fail(err, "%s: write failed: %s", f->path, strerror(e));
     }
     char dir[4096];
-    dir_of(path, dir, sizeof dir);
+    dir_of(f->path, dir, sizeof dir);
     return dl_fsync_dir(dir, err);
+}
+
+int dl_write_file_atomic(const char *path, const void *data, size_t len, dl_error *err) {
+    dl_atomic_file f;
+    if (dl_atomic_open(&f, path, err)) return -1;
+    dl_atomic_write(&f, data, len);
+    return dl_atomic_commit(&f, err);
 }
 
 int dl_mkdir_p(const char *path, dl_error *err) {

@@ -29,38 +29,18 @@ static uint64_t get_u64(const unsigned char *p) {
 
 static int dtype_for_vocab(uint32_t vocab_size) { return vocab_size <= 65536u ? 2 : 4; }
 
-static int write_at(int fd, const void *data, size_t len, off_t off) {
-    const char *p = data;
-    while (len > 0) {
-        ssize_t w = pwrite(fd, p, len, off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        p += w;
-        len -= (size_t)w;
-        off += w;
-    }
-    return 0;
-}
-
 /* ---- writer ---------------------------------------------------------------------------------
  * Tokens go to PATH.tmp.PID; the header (with the final count) is written last, then the file is
  * fsynced and renamed, so a reader never sees a half-written token file under the real name. */
 int dl_tokwriter_open(dl_tokwriter *w, const char *path, uint32_t vocab_size, dl_error *err) {
     memset(w, 0, sizeof *w);
-    w->fd = -1;
+    w->file.fd = -1;
     if (vocab_size == 0) return dl_fail(err, "%s: vocab_size must be positive", path);
-    if (snprintf(w->path, sizeof w->path, "%s", path) >= (int)sizeof w->path ||
-        snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof w->tmp)
-        return dl_fail(err, "%s: path too long", path);
     w->vocab_size = vocab_size;
     w->dtype_bytes = dtype_for_vocab(vocab_size);
-    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (w->fd < 0) return dl_fail(err, "%s: cannot create: %s", w->tmp, strerror(errno));
+    if (dl_atomic_open(&w->file, path, err)) return -1;
     unsigned char zero[TOK_HEADER] = {0};
-    if (write_at(w->fd, zero, sizeof zero, 0)) {
-        dl_tokwriter_abort(w);
-        return dl_fail(err, "%s: write failed", path);
-    }
+    dl_atomic_write(&w->file, zero, sizeof zero);
     return 0;
 }
 
@@ -72,8 +52,8 @@ int dl_tokwriter_append(dl_tokwriter *w, const int32_t *ids, size_t n, dl_error 
         for (size_t j = 0; j < k; j++) {
             int32_t id = ids[i + j];
             if (id < 0 || (uint32_t)id >= w->vocab_size)
-                return dl_fail(err, "%s: token id %d at position %llu is outside the vocabulary [0, %u)", w->path,
-                               (int)id, (unsigned long long)(w->n_tokens + i + j), w->vocab_size);
+                return dl_fail(err, "%s: token id %d at position %llu is outside the vocabulary [0, %u)",
+                               w->file.path, (int)id, (unsigned long long)(w->n_tokens + i + j), w->vocab_size);
             unsigned char *p = block + j * (size_t)w->dtype_bytes;
             p[0] = (unsigned char)id;
             p[1] = (unsigned char)(id >> 8);
@@ -82,14 +62,14 @@ int dl_tokwriter_append(dl_tokwriter *w, const int32_t *ids, size_t n, dl_error 
                 p[3] = (unsigned char)(id >> 24);
             }
         }
-        off_t off = (off_t)(TOK_HEADER + (w->n_tokens + i) * (uint64_t)w->dtype_bytes);
-        if (write_at(w->fd, block, k * (size_t)w->dtype_bytes, off))
-            return dl_fail(err, "%s: write failed: %s", w->path, strerror(errno));
+        if (dl_atomic_write(&w->file, block, k * (size_t)w->dtype_bytes))
+            return dl_fail(err, "%s: write failed: %s", w->file.path, strerror(w->file.write_errno));
     }
     w->n_tokens += n;
     return 0;
 }
 
+/* The header, with the final count, is written last, over the zeros that held its place. */
 int dl_tokwriter_finish(dl_tokwriter *w, dl_error *err) {
     unsigned char h[TOK_HEADER] = {0};
     memcpy(h, TOK_MAGIC, 8);
@@ -97,34 +77,11 @@ int dl_tokwriter_finish(dl_tokwriter *w, dl_error *err) {
     put_u32(h + 12, (uint32_t)w->dtype_bytes);
     put_u32(h + 16, w->vocab_size);
     put_u64(h + 24, w->n_tokens);
-    if (write_at(w->fd, h, sizeof h, 0) || fsync(w->fd) != 0) {
-        int e = errno;
-        dl_tokwriter_abort(w);
-        return dl_fail(err, "%s: write failed: %s", w->path, strerror(e));
-    }
-    close(w->fd);
-    w->fd = -1;
-    if (rename(w->tmp, w->path) != 0) {
-        int e = errno;
-        unlink(w->tmp);
-        return dl_fail(err, "%s: rename failed: %s", w->path, strerror(e));
-    }
-    char dir[sizeof w->path];
-    snprintf(dir, sizeof dir, "%s", w->path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == dir) dir[1] = 0;
-    else *slash = 0;
-    return dl_fsync_dir(dir, err);
+    dl_atomic_pwrite(&w->file, h, sizeof h, 0);
+    return dl_atomic_commit(&w->file, err);
 }
 
-void dl_tokwriter_abort(dl_tokwriter *w) {
-    if (w->fd >= 0) {
-        close(w->fd);
-        unlink(w->tmp);
-    }
-    w->fd = -1;
-}
+void dl_tokwriter_abort(dl_tokwriter *w) { dl_atomic_abort(&w->file); }
 
 int dl_tokfile_write(const char *path, const int32_t *ids, size_t n, uint32_t vocab_size, dl_error *err) {
     dl_tokwriter w;

@@ -5,12 +5,12 @@
 
 #include "data.h"
 
+/* Tokens stream into a dl_atomic_file; the header is written last. */
 typedef struct dl_tokwriter {
-    int fd;
+    dl_atomic_file file;
     int dtype_bytes;
     uint32_t vocab_size;
     uint64_t n_tokens;
-    char path[4096], tmp[4200];
 } dl_tokwriter;
 
 int dl_tokwriter_open(dl_tokwriter *w, const char *path, uint32_t vocab_size, dl_error *err);

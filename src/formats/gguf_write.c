@@ -218,40 +218,18 @@ static int build_head(const dl_gguf_writer *w, dl_buf *b) {
     return 0;
 }
 
-static int write_all(int fd, const void *p, size_t n) {
-    const uint8_t *q = p;
-    while (n) {
-        ssize_t k = write(fd, q, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        q += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-static int write_zeros(int fd, size_t n) {
+static void write_zeros(dl_atomic_file *f, size_t n) {
     static const uint8_t zeros[256];
-    for (size_t k = 0; k < n; k += sizeof zeros)
-        if (write_all(fd, zeros, n - k < sizeof zeros ? n - k : sizeof zeros)) return -1;
-    return 0;
+    for (size_t k = 0; k < n; k += sizeof zeros) dl_atomic_write(f, zeros, n - k < sizeof zeros ? n - k : sizeof zeros);
 }
 
-static int write_body(const dl_gguf_writer *w, int fd, const dl_buf *head) {
-    if (write_all(fd, head->data, head->len)) return -1;
+static void write_body(const dl_gguf_writer *w, dl_atomic_file *f, const dl_buf *head) {
+    dl_atomic_write(f, head->data, head->len);
     for (size_t i = 0; i < w->n_tensors; i++) {
         const wtensor *t = &w->tensors[i];
-        if (write_all(fd, t->data, t->nbytes) || write_zeros(fd, pad_to(t->nbytes, w->alignment) - t->nbytes))
-            return -1;
+        dl_atomic_write(f, t->data, t->nbytes);
+        write_zeros(f, pad_to(t->nbytes, w->alignment) - t->nbytes);
     }
-    return fsync(fd);
-}
-
-static void dir_of(const char *path, char *out, size_t n) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(out, n, ".");
-    else if (slash == path) snprintf(out, n, "/");
-    else snprintf(out, n, "%.*s", (int)(slash - path), path);
 }
 
 int dl_gguf_write(dl_gguf_writer *w, const char *path, dl_error *err) {
@@ -261,25 +239,12 @@ int dl_gguf_write(dl_gguf_writer *w, const char *path, dl_error *err) {
         dl_buf_free(&head);
         return oom(err);
     }
-    char tmp[4096], dir[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= sizeof tmp) {
+    dl_atomic_file f;
+    if (dl_atomic_open(&f, path, err)) {
         dl_buf_free(&head);
-        return dl_fail(err, "%s: path too long", path);
+        return -1;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        dl_buf_free(&head);
-        return dl_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
-    }
-    int rc = write_body(w, fd, &head);
-    int e = errno;
+    write_body(w, &f, &head);
     dl_buf_free(&head);
-    if (close(fd) != 0 && rc == 0) rc = -1, e = errno;
-    if (rc == 0 && rename(tmp, path) != 0) rc = -1, e = errno;
-    if (rc) {
-        unlink(tmp);
-        return dl_fail(err, "%s: write failed: %s", path, strerror(e));
-    }
-    dir_of(path, dir, sizeof dir);
-    return dl_fsync_dir(dir, err);
+    return dl_atomic_commit(&f, err);
 }

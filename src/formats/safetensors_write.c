@@ -91,37 +91,12 @@ fail:
     return NULL;
 }
 
-static int write_all(int fd, const void *data, size_t len) {
-    const char *p = data;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-static int write_body(int fd, const char *header, size_t hlen, const dl_st_tensor *ts, int n) {
+static void write_body(dl_atomic_file *f, const char *header, size_t hlen, const dl_st_tensor *ts, int n) {
     uint8_t lenbytes[8];
     for (int i = 0; i < 8; i++) lenbytes[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
-    if (write_all(fd, lenbytes, 8) || write_all(fd, header, hlen)) return -1;
-    for (int i = 0; i < n; i++)
-        if (write_all(fd, ts[i].data, ts[i].nbytes)) return -1;
-    return fsync(fd);
-}
-
-static int fsync_parent(const char *path, dl_error *err) {
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    size_t k = slash ? (size_t)(slash - path) : 0;
-    if (slash && k == 0) k = 1; /* "/file" lives in "/" */
-    if (k >= sizeof dir) return dl_fail(err, "%s: path too long", path);
-    if (k) memcpy(dir, path, k);
-    else dir[k++] = '.';
-    dir[k] = 0;
-    return dl_fsync_dir(dir, err);
+    dl_atomic_write(f, lenbytes, 8);
+    dl_atomic_write(f, header, hlen);
+    for (int i = 0; i < n; i++) dl_atomic_write(f, ts[i].data, ts[i].nbytes);
 }
 
 int dl_st_write(const char *path, const dl_st_tensor *tensors, int n, const char *const *metadata, dl_error *err) {
@@ -129,24 +104,12 @@ int dl_st_write(const char *path, const dl_st_tensor *tensors, int n, const char
     size_t hlen;
     char *header = build_header(tensors, n, metadata, &hlen, err);
     if (!header) return dl_fail_ctx(err, "%s", path);
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= sizeof tmp) {
+    dl_atomic_file f;
+    if (dl_atomic_open(&f, path, err)) {
         free(header);
-        return dl_fail(err, "%s: path too long", path);
+        return -1;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        free(header);
-        return dl_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
-    }
-    int rc = write_body(fd, header, hlen, tensors, n);
-    int e = errno;
+    write_body(&f, header, hlen, tensors, n);
     free(header);
-    if (close(fd) != 0 && rc == 0) rc = -1, e = errno;
-    if (rc == 0 && rename(tmp, path) != 0) rc = -1, e = errno;
-    if (rc != 0) {
-        unlink(tmp);
-        return dl_fail(err, "%s: write failed: %s", path, strerror(e));
-    }
-    return fsync_parent(path, err);
+    return dl_atomic_commit(&f, err);
 }

@@ -50,6 +50,45 @@ static void test_files(void) {
     CHECK(!dl_path_exists(path));
 }
 
+static int count_entries(const char *dir) {
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", dir);
+    FILE *f = popen(cmd, "r");
+    int n = -1;
+    if (f && fscanf(f, "%d", &n) != 1) n = -1;
+    if (f) pclose(f);
+    return n;
+}
+
+static void test_atomic_stream(void) {
+    const char *dir = test_tmpdir("atomic");
+    dl_error err;
+    char path[600];
+    snprintf(path, sizeof path, "%s/out.bin", dir);
+    /* abort leaves nothing behind */
+    dl_atomic_file f;
+    CHECK(dl_atomic_open(&f, path, &err) == 0);
+    CHECK(dl_atomic_write(&f, "abc", 3) == 0);
+    dl_atomic_abort(&f);
+    dl_atomic_abort(&f);
+    CHECK(count_entries(dir) == 0);
+    /* nothing under the real name until commit; pwrite patches the start */
+    CHECK(dl_atomic_open(&f, path, &err) == 0);
+    CHECK(dl_atomic_write(&f, "xxxdef", 6) == 0);
+    CHECK(!dl_path_exists(path));
+    CHECK(dl_atomic_pwrite(&f, "abc", 3, 0) == 0);
+    CHECK(dl_atomic_commit(&f, &err) == 0);
+    char *data;
+    size_t len;
+    CHECK(dl_read_file(path, &data, &len, &err) == 0 && len == 6 && memcmp(data, "abcdef", 6) == 0);
+    free(data);
+    CHECK(count_entries(dir) == 1);
+    /* a folder that does not exist is a clear error */
+    snprintf(path, sizeof path, "%s/no/such/dir/out.bin", dir);
+    CHECK(dl_atomic_open(&f, path, &err) == -1 && strstr(err.msg, "cannot create") != NULL);
+    CHECK(dl_write_file_atomic(path, "x", 1, &err) == -1);
+}
+
 static void test_json(void) {
     const char *dir = test_tmpdir("basejson");
     dl_error err;
@@ -91,6 +130,7 @@ static void test_buffers(void) {
 int main(void) {
     test_rng();
     test_files();
+    test_atomic_stream();
     test_json();
     test_buffers();
     TEST_MAIN_END();
