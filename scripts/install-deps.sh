@@ -17,7 +17,7 @@ done
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-pkgs=(build-essential cmake pkg-config libopenblas-dev libpcre2-dev libjansson-dev bible-kjv)
+pkgs=(build-essential cmake pkg-config libopenblas-dev libpcre2-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev bible-kjv)
 [ "$want_torch" = 1 ] && pkgs+=(python3-torch python3-numpy libopenblas0)
 
 missing=()
@@ -37,4 +37,19 @@ if [ ! -s "$data_dir/kjv.txt" ]; then
   bible gen1:1-rev22:21 > "$data_dir/kjv.txt.tmp"
   mv "$data_dir/kjv.txt.tmp" "$data_dir/kjv.txt"
   echo "install-deps.sh: wrote the demo corpus $data_dir/kjv.txt ($(wc -c < "$data_dir/kjv.txt") bytes)"
+fi
+
+# The interop checks (tests/interop) run llama.cpp and the GPT-2/cl100k tokenizers from npm
+# packages pinned in tools/interop/package-lock.json; without them those tests are skipped, so a
+# failure here (no network) is reported and not fatal. node-llama-cpp needs node >= 20.
+if ! command -v npm >/dev/null; then
+  echo "install-deps.sh: installing nodejs npm"
+  { $SUDO apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; } ||
+    echo "install-deps.sh: could not install nodejs npm; the interop tests will be skipped" >&2
+fi
+interop_dir="$(cd "$(dirname "$0")/.." && pwd)/tools/interop"
+if command -v npm >/dev/null && [ ! -d "$interop_dir/node_modules" ]; then
+  (cd "$interop_dir" && npm ci --no-audit --no-fund) ||
+    echo "install-deps.sh: npm ci in tools/interop failed; the interop tests will be skipped" >&2
 fi

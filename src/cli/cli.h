@@ -35,5 +35,8 @@ int cmd_eval(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
+int cmd_harvest(int argc, char **argv);
 
 #endif

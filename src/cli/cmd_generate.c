@@ -1,6 +1,7 @@
 /* distil generate: continue a prompt with a model folder's model and tokenizer. */
 #include "cli.h"
 #include "eval/generate.h"
+#include <string.h>
 
 static const char *SUMMARY =
     "Prints the prompt, then streams the model's continuation to stdout token by token.\n"
@@ -14,9 +15,36 @@ static int print_token(const char *text, size_t len, void *user) {
     return ferror(stdout) ? 1 : 0; /* a closed pipe stops generation */
 }
 
+/* --ids: the generated token ids instead of their text. The library hands over a token's
+ * bytes, and byte strings are unique among a BPE vocabulary's tokens, so the bytes name the id
+ * (special tokens end generation and never arrive here). A row past the tokenizer's
+ * vocabulary (a padded model) arrives as U+FFFD, which names no id: it prints as -1. */
+typedef struct ids_out {
+    const dl_tokenizer *tok;
+    int n;
+} ids_out;
+
+static int token_id_of(const dl_tokenizer *tok, const char *text, size_t len) {
+    int V = dl_tok_vocab_size(tok);
+    for (int id = 0; id < V; id++) {
+        size_t l;
+        const char *s = dl_tok_token(tok, id, &l);
+        if (s && l == len && !dl_tok_is_special(tok, id) && memcmp(s, text, len) == 0) return id;
+    }
+    return -1; /* a padded row without text */
+}
+
+static int print_id(const char *text, size_t len, void *user) {
+    ids_out *o = user;
+    printf(o->n++ ? " %d" : "%d", token_id_of(o->tok, text, len));
+    fflush(stdout);
+    return ferror(stdout) ? 1 : 0;
+}
+
 static const char *STOP_NAMES[] = {"max tokens", "end of text", "context full", "output closed"};
 
-static int run(const char *dir, const char *prompt, int max_tokens, const dl_sampler_cfg *scfg, uint64_t seed) {
+static int run(const char *dir, const char *prompt, int max_tokens, const dl_sampler_cfg *scfg, uint64_t seed,
+               int want_ids) {
     dl_error err;
     char tok_path[4096];
     if (dl_sampler_check(scfg, &err) || dl_path_join(tok_path, sizeof tok_path, dir, "tokenizer.json", &err))
@@ -28,10 +56,12 @@ static int run(const char *dir, const char *prompt, int max_tokens, const dl_sam
         dl_model_free(&m);
         return cli_error(&err);
     }
-    fputs(prompt, stdout);
+    if (!want_ids) fputs(prompt, stdout);
     fflush(stdout);
     dl_generate_result res;
-    int rc = dl_generate(&m, tok, prompt, max_tokens, scfg, seed, print_token, NULL, &res, &err);
+    ids_out ids = {tok, 0};
+    int rc = dl_generate(&m, tok, prompt, max_tokens, scfg, seed, want_ids ? print_id : print_token,
+                         want_ids ? &ids : NULL, &res, &err);
     fputc('\n', stdout);
     fflush(stdout);
     dl_tok_free(tok);
@@ -44,7 +74,7 @@ static int run(const char *dir, const char *prompt, int max_tokens, const dl_sam
 
 int cmd_generate(int argc, char **argv) {
     const char *dir = NULL, *prompt = NULL;
-    int max_tokens = 128, top_k = 0, seed = 0, threads = 0;
+    int max_tokens = 128, top_k = 0, seed = 0, threads = 0, want_ids = 0;
     float temperature = 0.8f, top_p = 1.0f;
     cli_flag flags[] = {
         {"model", FLAG_STR, &dir, "model folder (config.json, model.safetensors, tokenizer.json)", 1, 0},
@@ -55,6 +85,7 @@ int cmd_generate(int argc, char **argv) {
         {"top-p", FLAG_FLOAT, &top_p, "sample among the most likely tokens holding this mass (default 1.0)", 0, 0},
         {"seed", FLAG_INT, &seed, "random seed: the same seed gives the same text (default 0)", 0, 0},
         {"threads", FLAG_INT, &threads, "CPU threads (default: all cores)", 0, 0},
+        {"ids", FLAG_BOOL, &want_ids, "print the generated token ids on one line instead of the text (-1: a padded row)", 0, 0},
         {NULL, 0, NULL, NULL, 0, 0},
     };
     int rc = cli_parse("generate", SUMMARY, flags, argc, argv, NULL, 0, NULL);
@@ -63,5 +94,5 @@ int cmd_generate(int argc, char **argv) {
     if (threads < 0) return cli_errorf("--threads %d must be >= 0", threads);
     dl_set_threads(threads);
     dl_sampler_cfg scfg = {.temperature = temperature, .top_k = top_k, .top_p = top_p};
-    return run(dir, prompt, max_tokens, &scfg, (uint64_t)(uint32_t)seed);
+    return run(dir, prompt, max_tokens, &scfg, (uint64_t)(uint32_t)seed, want_ids);
 }

@@ -13,6 +13,9 @@ static const command COMMANDS[] = {
     {"eval", cmd_eval, "loss, perplexity and speed of a model on a token file"},
     {"export", cmd_export, "write a model in another format (export gguf)"},
     {"import", cmd_import, "read a model from another format (import gguf)"},
+    {"serve", cmd_serve, "serve a model over an OpenAI-compatible HTTP API"},
+    {"keys", cmd_keys, "create, list and revoke API keys of distil serve"},
+    {"harvest", cmd_harvest, "collect completions and logprobs from an OpenAI-compatible API"},
 };
 
 static void usage(FILE *out) {

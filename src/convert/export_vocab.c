@@ -69,7 +69,8 @@ static int write_tokens(dl_gguf_writer *w, const dl_tokenizer *tok, int V, dl_er
     int rc = 0;
     for (int id = 0; id < V && rc == 0; id++) {
         s.len = 0;
-        if (id < n) rc = dl_tok_spelling(tok, id, &s, err);
+        /* ids past the tokenizer (a padded model) and unused ids inside it get a placeholder */
+        if (id < n && dl_tok_token(tok, id, NULL)) rc = dl_tok_spelling(tok, id, &s, err);
         else if (dl_buf_printf(&s, "[PAD%d]", id)) rc = dl_fail(err, "out of memory");
         if (rc == 0) rc = dl_gguf_push_str(w, s.data, s.len, err);
     }
@@ -81,7 +82,7 @@ static int write_types(dl_gguf_writer *w, const dl_tokenizer *tok, const vocab_m
     int n = dl_tok_vocab_size(tok);
     if (dl_gguf_begin_arr(w, "tokenizer.ggml.token_type", DL_GGUF_I32, (uint64_t)V, err)) return -1;
     for (int id = 0; id < V; id++) {
-        int type = id >= n ? TOKTYPE_UNUSED
+        int type = id >= n || !dl_tok_token(tok, id, NULL) ? TOKTYPE_UNUSED
                    : dl_tok_is_special(tok, id) ? TOKTYPE_CONTROL
                    : vm->user[id] ? TOKTYPE_USER_DEFINED : TOKTYPE_NORMAL;
         if (dl_gguf_push_i32(w, type, err)) return -1;

@@ -40,20 +40,23 @@ static int type_of(const dl_gguf_kv *types, uint64_t i, int64_t *out) {
     return dl_gguf_arr_int(types, i, out);
 }
 
-/* Unused "[PAD<id>]" tokens at the end pad the vocabulary to the model's size; the tokenizer
- * never makes them, so they are left out of tokenizer.json (as before export). */
-static uint64_t strip_pads(const dl_gguf_kv *tokens, const dl_gguf_kv *types, uint64_t n) {
+/* 1 if token id is an unused "[PAD<id>]": what export writes for a padded model row or an
+ * unused id inside the vocabulary (cl100k has some between its special tokens). */
+static int is_pad(const dl_gguf_kv *tokens, const dl_gguf_kv *types, uint64_t id) {
     char want[64];
-    while (n > 0) {
-        int64_t ty;
-        const char *s;
-        size_t len;
-        if (type_of(types, n - 1, &ty) || ty != TOKTYPE_UNUSED) break;
-        dl_gguf_arr_str(tokens, n - 1, &s, &len);
-        snprintf(want, sizeof want, "[PAD%llu]", (unsigned long long)(n - 1));
-        if (len != strlen(want) || memcmp(s, want, len) != 0) break;
-        n--;
-    }
+    int64_t ty;
+    const char *s;
+    size_t len;
+    if (type_of(types, id, &ty) || ty != TOKTYPE_UNUSED) return 0;
+    dl_gguf_arr_str(tokens, id, &s, &len);
+    snprintf(want, sizeof want, "[PAD%llu]", (unsigned long long)id);
+    return len == strlen(want) && memcmp(s, want, len) == 0;
+}
+
+/* The pads at the end fill the vocabulary up to the model's size; the tokenizer never makes
+ * them, so they are left out of tokenizer.json (as before export). */
+static uint64_t strip_pads(const dl_gguf_kv *tokens, const dl_gguf_kv *types, uint64_t n) {
+    while (n > 0 && is_pad(tokens, types, n - 1)) n--;
     return n;
 }
 
@@ -92,6 +95,7 @@ static int fill_vocab(const dl_gguf_kv *tokens, const dl_gguf_kv *types, uint64_
     int rc = 0;
     for (uint64_t id = 0; id < n && rc == 0; id++) {
         int64_t type;
+        if (is_pad(tokens, types, id)) continue; /* an unused id: a hole in tokenizer.json too */
         if (type_of(types, id, &type)) rc = dl_fail(err, "token %llu: type out of range", (unsigned long long)id);
         if (rc == 0) rc = element(tokens, id, &key, "token", err);
         if (rc == 0) rc = add_token(vocab, added, key.data, id, type, err);

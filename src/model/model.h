@@ -117,6 +117,15 @@ void dl_kv_cache_reset(dl_kv_cache *kv);
 int dl_model_decode(const dl_model *m, dl_kv_cache *kv, const int32_t *tokens, int n,
                     float *logits_out, int all_logits, dl_error *err);
 
+/* ---- batched decoding (decode_batch.c) ------------------------------------------------------
+ * One token for each of B independent sequences: row b feeds tokens[b] at position kvs[b]->pos
+ * of its own cache (caches may sit at different positions and have different sizes) and gets
+ * its logits in row b of logits_out (B,V). The same result as B calls of dl_model_decode with
+ * n = 1, but the weights are read once for all rows. Fails, touching no cache, if any row's
+ * cache is full or shared with another row, or a token is outside the vocabulary. */
+int dl_model_decode_batch(const dl_model *m, dl_kv_cache *const *kvs, const int32_t *tokens, int B,
+                          float *logits_out, dl_error *err);
+
 /* ---- folders (io.c) -------------------------------------------------------------------------
  * A model folder is a Hugging Face folder: config.json + model.safetensors (+ tokenizer.json,
  * which the model code does not read). */

@@ -217,11 +217,15 @@ static int parse_model(dl_tokenizer *t, const json_t *model, dl_error *err) {
     if (nv > TOK_MAX_VOCAB) return dl_fail(err, "model.vocab: %zu entries (at most %d)", nv, TOK_MAX_VOCAB);
     if (nm > TOK_MAX_VOCAB) return dl_fail(err, "model.merges: %zu entries (at most %d)", nm, TOK_MAX_VOCAB);
 
-    /* ids: unique, and together with the added tokens exactly 0..N-1 */
-    size_t cap = nv + (size_t)t->n_added;
+    /* ids: unique. Gaps are allowed (cl100k leaves ids unused between its special tokens; an
+     * unused id decodes as an error), but only a few: ids stay below twice the number of
+     * tokens plus 1024, so a small file cannot make us allocate tables for a huge id range. */
+    size_t cap = 2 * (nv + (size_t)t->n_added) + 1024;
+    if (cap > TOK_MAX_VOCAB) cap = TOK_MAX_VOCAB;
     const char **key_of = calloc(cap + 1, sizeof *key_of);
     if (!key_of) return dl_fail(err, "out of memory");
     int rc = -1;
+    size_t n = 0; /* largest id + 1 */
     const char *key;
     json_t *val;
     json_object_foreach((json_t *)vocab, key, val) {
@@ -231,7 +235,8 @@ static int parse_model(dl_tokenizer *t, const json_t *model, dl_error *err) {
         }
         json_int_t id = json_integer_value(val);
         if (id < 0 || (size_t)id >= cap) {
-            dl_fail(err, "model.vocab['%.100s']: id %lld is out of range (0..%zu)", key, (long long)id, cap - 1);
+            dl_fail(err, "model.vocab['%.100s']: id %lld is out of range (0..%zu for %zu tokens)", key, (long long)id,
+                    cap - 1, nv + (size_t)t->n_added);
             goto done;
         }
         if (key_of[id]) {
@@ -239,8 +244,8 @@ static int parse_model(dl_tokenizer *t, const json_t *model, dl_error *err) {
             goto done;
         }
         key_of[id] = key;
+        if ((size_t)id >= n) n = (size_t)id + 1;
     }
-    size_t n = nv;
     for (int k = 0; k < t->n_added; k++) {
         tok_added *a = &t->added[k];
         const json_t *vid = json_object_get(vocab, a->content);
@@ -249,26 +254,20 @@ static int parse_model(dl_tokenizer *t, const json_t *model, dl_error *err) {
                     (long long)json_integer_value(vid));
             goto done;
         }
-        if ((size_t)a->id < cap && key_of[a->id] && !vid) {
+        if ((size_t)a->id >= cap) {
+            dl_fail(err, "added token '%.100s': id %d is out of range (0..%zu for %zu tokens)", a->content, (int)a->id,
+                    cap - 1, nv + (size_t)t->n_added);
+            goto done;
+        }
+        if (key_of[a->id] && !vid) {
             dl_fail(err, "id %d is used by both model.vocab '%.100s' and added token '%.100s'", (int)a->id,
                     key_of[a->id], a->content);
             goto done;
         }
         a->in_vocab = vid != NULL;
-        if (!vid) n++;
+        if ((size_t)a->id >= n) n = (size_t)a->id + 1;
     }
-    for (int k = 0; k < t->n_added; k++)
-        if ((size_t)t->added[k].id >= n) {
-            dl_fail(err, "added token '%.100s': id %d is out of range (ids must be 0..%zu)", t->added[k].content,
-                    (int)t->added[k].id, n - 1);
-            goto done;
-        }
     for (int k = 0; k < t->n_added; k++) key_of[t->added[k].id] = t->added[k].content;
-    for (size_t id = 0; id < n; id++)
-        if (!key_of[id]) {
-            dl_fail(err, "model.vocab: no token has id %zu (ids must be 0..%zu without gaps)", id, n - 1);
-            goto done;
-        }
     if (tok_alloc_ids(t, (int32_t)n, err)) goto done;
     if (tok_strmap_init(&t->bytes_map, n)) {
         dl_fail(err, "out of memory");
@@ -278,6 +277,7 @@ static int parse_model(dl_tokenizer *t, const json_t *model, dl_error *err) {
     /* tokens: byte-level spelling -> raw bytes; added tokens keep their text */
     dl_buf raw = {0};
     for (size_t id = 0; id < n; id++) {
+        if (!key_of[id]) continue; /* an unused id stays a hole */
         int k = find_added_by_id(t, (json_int_t)id);
         raw.len = 0;
         int bl = tok_bl_to_bytes(key_of[id], strlen(key_of[id]), &raw) == 0;

@@ -18,15 +18,17 @@ dl_tokenizer *dl_tok_train(const char *text, size_t len, int vocab_size, const c
                            dl_error *err);
 /* Reads a Hugging Face tokenizer.json: model BPE (merges as "a b" or ["a", "b"]), pre-tokenizer
  * ByteLevel or Sequence [Split(Regex, Isolated), ByteLevel(use_regex false)], decoder
- * ByteLevel, normalizer null, post-processor null or ByteLevel; ids must be 0..N-1 without gaps
- * and all 256 bytes need a token. Anything else fails with a message naming the field. */
+ * ByteLevel, normalizer null, post-processor null or ByteLevel; all 256 bytes need a token.
+ * Ids may leave a few gaps (unused ids, as cl100k has): they stay below 2 * tokens + 1024, and
+ * an unused id is never produced and fails to decode. Anything else fails with a message
+ * naming the field. */
 dl_tokenizer *dl_tok_load(const char *path, dl_error *err);
 /* Writes what HF tokenizers writes for a GPT-2 style tokenizer (merges in the "a b" form,
  * which every version reads). Saving a loaded tokenizer keeps its pre-tokenizer. */
 int dl_tok_save(const dl_tokenizer *t, const char *path, dl_error *err);
 void dl_tok_free(dl_tokenizer *t);
 
-int dl_tok_vocab_size(const dl_tokenizer *t);
+int dl_tok_vocab_size(const dl_tokenizer *t); /* the largest id + 1 */
 /* id of a token string (special, or regular by its raw bytes), -1 if absent */
 int dl_tok_id(const dl_tokenizer *t, const char *token);
 int dl_tok_eot_id(const dl_tokenizer *t); /* "<|endoftext|>" or -1 */

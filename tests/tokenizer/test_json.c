@@ -279,6 +279,42 @@ static void test_split_form(void) {
     }
 }
 
+/* Unused ids between tokens (cl100k has them between its specials) are holes: they load,
+ * never come out of encode, fail to decode, and stay holes through save -> load. */
+static void test_id_gaps(void) {
+    json_t *d = base_doc(0, 0);
+    json_object_set_new(vocab_of(d), "zz", json_integer(262)); /* 261 unused */
+    json_array_append_new(json_object_get(d, "added_tokens"),
+                          json_pack("{s:i, s:s, s:b}", "id", 300, "content", "<x>", "special", 1)); /* 263..299 */
+    dl_tokenizer *t = load_doc(d);
+    CHECK(t != NULL);
+    if (!t) return;
+    dl_error err;
+    CHECK(dl_tok_vocab_size(t) == 301);
+    CHECK(dl_tok_token(t, 261, NULL) == NULL && dl_tok_token(t, 280, NULL) == NULL);
+    size_t n;
+    const char *zz = dl_tok_token(t, 262, &n);
+    CHECK(zz && n == 2 && memcmp(zz, "zz", 2) == 0);
+    CHECK(dl_tok_id(t, "<x>") == 300 && dl_tok_is_special(t, 300));
+    dl_buf out = {0};
+    int32_t hole = 261, ok[2] = {262, 300};
+    CHECK(dl_tok_decode(t, &hole, 1, &out, &err) == -1 && strstr(err.msg, "261"));
+    out.len = 0;
+    CHECK(dl_tok_decode(t, ok, 2, &out, &err) == 0 && out.len == 5 && memcmp(out.data, "zz<x>", 5) == 0);
+    dl_ivec ids = {0};
+    CHECK(dl_tok_encode(t, "hello <x>", 9, 1, &ids, &err) == 0 && ids.len == 4 && ids.data[3] == 300);
+    for (size_t i = 0; i < ids.len; i++) CHECK(ids.data[i] != 261);
+    char path[700];
+    snprintf(path, sizeof path, "%s/gaps.json", g_dir);
+    CHECK(dl_tok_save(t, path, &err) == 0);
+    dl_tokenizer *t2 = dl_tok_load(path, &err);
+    CHECK(t2 && dl_tok_vocab_size(t2) == 301 && dl_tok_token(t2, 261, NULL) == NULL && dl_tok_id(t2, "<x>") == 300);
+    dl_tok_free(t2);
+    dl_ivec_free(&ids);
+    dl_buf_free(&out);
+    dl_tok_free(t);
+}
+
 static void test_malformed(void) {
     /* not JSON, or not the right JSON */
     json_t *good = base_doc(0, 0);
@@ -345,7 +381,8 @@ static void test_malformed(void) {
     d = base_doc(0, 0); json_object_set_new(vocab_of(d), "zz", json_integer(1000000000000LL)); EXPECT_FAIL(d, "out of range");
     d = base_doc(0, 0); json_object_set_new(vocab_of(d), "zz", json_integer(-1)); EXPECT_FAIL(d, "out of range");
     d = base_doc(0, 0); json_object_set_new(vocab_of(d), "zz", json_integer(5)); EXPECT_FAIL(d, "used by both");
-    d = base_doc(0, 0); json_object_set_new(vocab_of(d), "zz", json_integer(262)); EXPECT_FAIL(d, "no token has id 261");
+    /* gaps are allowed (test_id_gaps) but bounded: ids stay below 2 * tokens + 1024 */
+    d = base_doc(0, 0); json_object_set_new(vocab_of(d), "zz", json_integer(5000)); EXPECT_FAIL(d, "out of range");
     d = base_doc(0, 0); json_object_set_new(vocab_of(d), "\xe2\x82\xac", json_integer(261)); /* € */
     EXPECT_FAIL(d, "byte-level alphabet");
     d = base_doc(0, 0); json_object_set_new(vocab_of(d), "", json_integer(261)); EXPECT_FAIL(d, "empty");
@@ -377,7 +414,7 @@ static void test_malformed(void) {
     json_array_append_new(json_object_get(d, "added_tokens"), json_pack("{s:I, s:s}", "id", (json_int_t)1 << 40, "content", "<x>"));
     EXPECT_FAIL(d, "out of range");
     d = base_doc(0, 0);
-    json_array_append_new(json_object_get(d, "added_tokens"), json_pack("{s:i, s:s}", "id", 400, "content", "<x>"));
+    json_array_append_new(json_object_get(d, "added_tokens"), json_pack("{s:i, s:s}", "id", 5000, "content", "<x>"));
     EXPECT_FAIL(d, "out of range");
     d = base_doc(0, 0);
     json_array_append_new(json_object_get(d, "added_tokens"), json_pack("{s:i, s:i}", "id", 261, "content", 3));
@@ -408,6 +445,7 @@ int main(void) {
     test_ignore_merges();
     test_save_load();
     test_split_form();
+    test_id_gaps();
     test_malformed();
     dl_error err;
     dl_rm_rf(g_dir, &err);
