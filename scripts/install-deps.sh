@@ -39,17 +39,20 @@ if [ ! -s "$data_dir/kjv.txt" ]; then
   echo "install-deps.sh: wrote the demo corpus $data_dir/kjv.txt ($(wc -c < "$data_dir/kjv.txt") bytes)"
 fi
 
-# The interop checks (tests/interop) run llama.cpp and the GPT-2/cl100k tokenizers from npm
-# packages pinned in tools/interop/package-lock.json; without them those tests are skipped, so a
-# failure here (no network) is reported and not fatal. node-llama-cpp needs node >= 20.
+# Some tests run npm packages; without them those tests are skipped (never counted as passed), so
+# a failure here (no network) is reported and not fatal. node-llama-cpp needs node >= 20.
 if ! command -v npm >/dev/null; then
   echo "install-deps.sh: installing nodejs npm"
   { $SUDO apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; } ||
     echo "install-deps.sh: could not install nodejs npm; the interop tests will be skipped" >&2
 fi
-interop_dir="$(cd "$(dirname "$0")/.." && pwd)/tools/interop"
-if command -v npm >/dev/null && [ ! -d "$interop_dir/node_modules" ]; then
-  (cd "$interop_dir" && npm ci --no-audit --no-fund) ||
-    echo "install-deps.sh: npm ci in tools/interop failed; the interop tests will be skipped" >&2
-fi
+# Pinned by package-lock.json: llama.cpp and real tokenizers (tools/interop), the OpenAI Node
+# client (tests/serve/openai).
+root="$(cd "$(dirname "$0")/.." && pwd)"
+for dir in "$root/tools/interop" "$root/tests/serve/openai"; do
+  if command -v npm >/dev/null && [ ! -d "$dir/node_modules" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) ||
+      echo "install-deps.sh: npm ci in $dir failed; the tests that need it will be skipped" >&2
+  fi
+done
