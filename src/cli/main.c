@@ -9,6 +9,8 @@ static const command COMMANDS[] = {
     {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer (tokenizer train)"},
     {"data", cmd_data, "tokenize a corpus into train.bin / val.bin (data prepare)"},
     {"train", cmd_train, "train a model from a config on prepared data"},
+    {"distill", cmd_distill, "train a student against a teacher (live model or top-k cache)"},
+    {"teacher-cache", cmd_teacher_cache, "store a teacher's top-k next tokens per position of a token file"},
     {"generate", cmd_generate, "sample text from a model"},
     {"eval", cmd_eval, "loss, perplexity and speed of a model on a token file"},
     {"export", cmd_export, "write a model in another format (export gguf)"},

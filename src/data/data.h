@@ -59,6 +59,9 @@ int dl_loader_init(dl_loader *ld, const dl_tokfile *f, int B, int T, uint64_t se
                    dl_error *err);
 /* inputs, targets: (B,T). Advances batch_index. */
 void dl_loader_next(dl_loader *ld, int32_t *inputs, int32_t *targets);
+/* As dl_loader_next; starts (B) also receives each row's window start, the token index in the
+ * file of inputs[b*T] (a teacher cache indexed by token position reads its rows from there). */
+void dl_loader_next_starts(dl_loader *ld, int32_t *inputs, int32_t *targets, uint64_t *starts);
 void dl_loader_seek(dl_loader *ld, uint64_t batch_index);
 void dl_loader_free(dl_loader *ld);
 

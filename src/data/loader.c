@@ -44,6 +44,10 @@ int dl_loader_init(dl_loader *ld, const dl_tokfile *f, int B, int T, uint64_t se
 }
 
 void dl_loader_next(dl_loader *ld, int32_t *inputs, int32_t *targets) {
+    dl_loader_next_starts(ld, inputs, targets, NULL);
+}
+
+void dl_loader_next_starts(dl_loader *ld, int32_t *inputs, int32_t *targets, uint64_t *starts) {
     const int B = ld->B, T = ld->T;
     uint64_t first = ld->batch_index * (uint64_t)B * (uint64_t)ld->world + (uint64_t)ld->rank * (uint64_t)B;
     for (int b = 0; b < B; b++) {
@@ -51,6 +55,7 @@ void dl_loader_next(dl_loader *ld, int32_t *inputs, int32_t *targets) {
         uint64_t epoch = s / ld->n_windows;
         if (epoch != ld->perm_epoch) build_perm(ld, epoch);
         uint64_t start = ld->perm[s % ld->n_windows] * (uint64_t)T;
+        if (starts) starts[b] = start;
         // inputs, targets are (B,T); the window is tokens start .. start+T
         for (int t = 0; t < T; t++) {
             inputs[b * T + t] = dl_tokfile_get(ld->f, start + (uint64_t)t);

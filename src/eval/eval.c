@@ -4,11 +4,12 @@
  * cut into windows of T positions; window w reads tokens [w*T, w*T+T]. A short last window is
  * padded, its padding targets set to -1 so the forward leaves them out of the loss. */
 #include "eval.h"
+#include "internal.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int check_args(const dl_model *m, const dl_tokfile *f, int B, int T, dl_error *err) {
+int dl_eval_check_args(const dl_model *m, const dl_tokfile *f, int B, int T, dl_error *err) {
     if (B <= 0 || T <= 0) return dl_fail(err, "eval: batch %d and sequence length %d must be positive", B, T);
     if (T > m->cfg.max_T)
         return dl_fail(err, "eval: sequence length %d exceeds the model's max_position_embeddings %d", T, m->cfg.max_T);
@@ -20,8 +21,7 @@ static int check_args(const dl_model *m, const dl_tokfile *f, int B, int T, dl_e
     return 0;
 }
 
-// fills row b of inputs/targets (B,T) with window w; returns the positions it scores
-static int fill_window(const dl_tokfile *f, uint64_t w, int T, uint64_t P, int32_t *in, int32_t *tg) {
+int dl_eval_fill_window(const dl_tokfile *f, uint64_t w, int T, uint64_t P, int32_t *in, int32_t *tg) {
     uint64_t start = w * (uint64_t)T;
     int n = P - start < (uint64_t)T ? (int)(P - start) : T;
     for (int t = 0; t < T; t++) {
@@ -34,7 +34,7 @@ static int fill_window(const dl_tokfile *f, uint64_t w, int T, uint64_t P, int32
 int dl_eval_tokens(dl_model *m, const dl_tokfile *f, int B, int T, uint64_t max_tokens, dl_eval_result *res,
                    dl_error *err) {
     memset(res, 0, sizeof *res);
-    if (check_args(m, f, B, T, err)) return -1;
+    if (dl_eval_check_args(m, f, B, T, err)) return -1;
     if (!m->acts || m->B < B || m->T < T) {
         if (dl_model_alloc_train(m, B, T, err)) return -1;
     }
@@ -53,7 +53,7 @@ int dl_eval_tokens(dl_model *m, const dl_tokfile *f, int B, int T, uint64_t max_
     for (uint64_t w = 0; w < n_windows; w += (uint64_t)B) {
         int rows = n_windows - w < (uint64_t)B ? (int)(n_windows - w) : B, count = 0;
         for (int b = 0; b < rows; b++)
-            count += fill_window(f, w + (uint64_t)b, T, P, in + (size_t)b * T, tg + (size_t)b * T);
+            count += dl_eval_fill_window(f, w + (uint64_t)b, T, P, in + (size_t)b * T, tg + (size_t)b * T);
         float loss = dl_model_forward(m, in, tg, rows, T);
         sum += (double)loss * count; /* the forward's mean is over the counted targets */
         scored += (uint64_t)count;

@@ -12,6 +12,7 @@ struct json_t;
 
 typedef struct dl_run {
     const dl_train_opts *o;
+    const dl_train_hooks *hooks; /* never NULL: an empty set for plain training */
     dl_config cfg;
     dl_model model;
     float *exp_avg, *exp_avg_sq; /* AdamW moments, model.lay.total floats each */
@@ -26,13 +27,14 @@ typedef struct dl_run {
     char tokenizer[4096];        /* DATA/tokenizer.json */
     dl_metrics metrics;
     int32_t *inputs, *targets;   /* (B,T) */
+    uint64_t *starts;            /* (B) window starts of the last batch */
 } dl_run;
 
 /* opts.c */
 int dl_train_check_opts(const dl_train_opts *o, dl_error *err);
 
 /* setup.c: config, data, then a fresh model or the newest checkpoint; run folder files. */
-int dl_run_setup(dl_run *r, const dl_train_opts *o, dl_error *err);
+int dl_run_setup(dl_run *r, const dl_train_opts *o, const dl_train_hooks *h, dl_error *err);
 void dl_run_free(dl_run *r);
 
 /* state.c */

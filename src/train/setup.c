@@ -51,6 +51,7 @@ static int start_fresh(dl_run *r, dl_error *err) {
     if (dl_model_create(&r->model, &r->cfg, err)) return -1;
     dl_model_init_random(&r->model, r->o->seed);
     dl_rng_seed(&r->rng, r->o->seed);
+    if (r->hooks->init_model && r->hooks->init_model(r->hooks->user, &r->model, err)) return -1;
     return alloc_moments(r, err);
 }
 
@@ -107,13 +108,16 @@ static int init_batches(dl_run *r, dl_error *err) {
     size_t n = (size_t)o->batch * (size_t)o->seq_len;
     r->inputs = malloc(n * sizeof *r->inputs);
     r->targets = malloc(n * sizeof *r->targets);
-    if (!r->inputs || !r->targets) return dl_fail(err, "out of memory for batches");
+    r->starts = malloc((size_t)o->batch * sizeof *r->starts);
+    if (!r->inputs || !r->targets || !r->starts) return dl_fail(err, "out of memory for batches");
     return dl_model_alloc_train(&r->model, o->batch, o->seq_len, err);
 }
 
-int dl_run_setup(dl_run *r, const dl_train_opts *o, dl_error *err) {
+int dl_run_setup(dl_run *r, const dl_train_opts *o, const dl_train_hooks *h, dl_error *err) {
+    static const dl_train_hooks none;
     memset(r, 0, sizeof *r);
     r->o = o;
+    r->hooks = h ? h : &none;
     if (dl_train_check_opts(o, err)) return -1;
     if (dl_config_load_any(o->config, &r->cfg, err)) return -1;
     if (o->seq_len > r->cfg.max_T)
@@ -134,5 +138,6 @@ void dl_run_free(dl_run *r) {
     free(r->exp_avg_sq);
     free(r->inputs);
     free(r->targets);
+    free(r->starts);
     memset(r, 0, sizeof *r);
 }

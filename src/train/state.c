@@ -52,6 +52,15 @@ json_t *dl_run_state_json(const dl_run *r, double elapsed_s) {
     json_object_set_new(s, "elapsed_s", json_real(elapsed_s));
     json_object_set_new(s, "train_tokens", u64_json(r->train.n_tokens));
     json_object_set_new(s, "options", opts);
+    if (r->hooks->kind) {
+        json_t *h = r->hooks->state ? r->hooks->state(r->hooks->user) : NULL;
+        if (!json_is_object(h)) {
+            json_decref(h);
+            h = json_object();
+        }
+        json_object_set_new(h, "kind", json_string(r->hooks->kind));
+        json_object_set_new(s, "hook", h);
+    }
     return s;
 }
 
@@ -110,6 +119,21 @@ static int restore_rng(json_t *state, dl_rng *rng, dl_error *err) {
     return 0;
 }
 
+/* A run continues only with the loop that made it: distil train cannot resume a distillation. */
+static int check_hook(const dl_run *r, json_t *state, dl_error *err) {
+    json_t *h = json_object_get(state, "hook");
+    const char *saved = json_string_value(json_object_get(h, "kind")), *now = r->hooks->kind;
+    if (h && !saved) return dl_fail(err, "'hook' has no 'kind'");
+    if (!saved && !now) return 0;
+    if (!saved || !now || strcmp(saved, now) != 0)
+        return dl_fail(err, "the checkpoint was written by %s%s but this is %s%s; resume it with the command that "
+                            "started it",
+                       saved ? "distil " : "", saved ? saved : "distil train", now ? "distil " : "",
+                       now ? now : "distil train");
+    if (r->hooks->check_state) return r->hooks->check_state(r->hooks->user, h, err);
+    return 0;
+}
+
 int dl_run_state_restore(dl_run *r, json_t *state, long ckpt_step, dl_error *err) {
     long long version, step;
     uint64_t tokens;
@@ -122,7 +146,7 @@ int dl_run_state_restore(dl_run *r, json_t *state, long ckpt_step, dl_error *err
         return dl_fail(err, "says step %lld but lives in the folder of step %ld", step, ckpt_step);
     json_t *opts = json_object_get(state, "options");
     if (!json_is_object(opts)) return dl_fail(err, "'options' is missing");
-    if (check_fixed(opts, r->o, err)) return -1;
+    if (check_fixed(opts, r->o, err) || check_hook(r, state, err)) return -1;
     if (u64_get(state, "train_tokens", &tokens, err)) return -1;
     if (tokens != r->train.n_tokens)
         return dl_fail(err, "the checkpoint was trained on a train.bin of %" PRIu64 " tokens, but %s/train.bin now "

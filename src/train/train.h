@@ -47,6 +47,46 @@ void dl_train_opts_default(dl_train_opts *o);
  * current update, with a checkpoint written, so --resume continues). */
 int dl_train(const dl_train_opts *o, dl_error *err);
 
+/* ---- hooks: the same loop for other objectives (distillation) --------------------------------
+ * Everything a hook leaves NULL keeps what dl_train does. */
+struct json_t;
+struct dl_model;
+struct dl_tokfile;
+struct dl_eval_result;
+struct dl_rng;
+
+typedef struct dl_train_batch {
+    struct dl_model *model;          /* sized for (B,T); grads accumulate (+=) */
+    struct dl_rng *rng;              /* the run's rng, saved and restored with every checkpoint */
+    const int32_t *inputs, *targets; /* (B,T) from the loader */
+    const uint64_t *starts;          /* (B) each row's window start: token index in train.bin */
+    int B, T;
+    float grad_scale;                /* 1/grad_accum: multiplies the micro-batch loss gradient */
+} dl_train_batch;
+
+typedef struct dl_train_hooks {
+    void *user;
+    const char *kind; /* saved in trainer_state.json ("hook": {"kind": ...}); a run made with hooks
+                         resumes only through the same kind, and one made without, only without */
+    /* Replaces the forward and backward of one micro-batch; *loss gets the micro-batch loss. */
+    int (*micro_batch)(void *user, const dl_train_batch *b, double *loss, dl_error *err);
+    /* Called after a fresh model is made and randomly initialised (not when resuming). */
+    int (*init_model)(void *user, struct dl_model *m, dl_error *err);
+    /* Extra keys for the step's metrics line, written as ",\"key\":value,..." into out (n bytes);
+     * called once per update (whether or not the line is logged). */
+    void (*step_metrics)(void *user, char *out, size_t n);
+    /* Replaces the validation pass: fills res like dl_eval_tokens and may add keys to the line
+     * (as step_metrics). */
+    int (*evaluate)(void *user, struct dl_model *m, const struct dl_tokfile *val, int B, int T, uint64_t max_tokens,
+                    struct dl_eval_result *res, char *extra, size_t n, dl_error *err);
+    /* Saved under "hook" in trainer_state.json; check_state sees it again on resume. */
+    struct json_t *(*state)(void *user);
+    int (*check_state)(void *user, struct json_t *saved, dl_error *err);
+} dl_train_hooks;
+
+/* dl_train with hooks (NULL: exactly dl_train). */
+int dl_train_with_hooks(const dl_train_opts *o, const dl_train_hooks *h, dl_error *err);
+
 /* Learning rate of update `step` (0-based) in a run of `steps` updates:
  *   step < warmup:             lr * (step + 1) / warmup
  *   warmup <= step < steps-1:  min_lr + (lr - min_lr) * (1 + cos(pi * (step - warmup) / (steps - 1 - warmup))) / 2

@@ -24,34 +24,50 @@ static void clear_progress(loop *lp) {
     if (lp->prog.tty && lp->prog.t_last_print > 0 && dl_log_get_level() >= DL_LOG_INFO) fputs("\r\033[K", stderr);
 }
 
-/* One update: grad_accum micro-batches, clipping, AdamW. Returns the mean micro-batch loss. */
-static double update(dl_run *r, double lr, float *grad_norm) {
+/* One micro-batch: the hook's objective, or next-token cross-entropy. */
+static int micro_batch(dl_run *r, double *loss, dl_error *err) {
+    const dl_train_opts *o = r->o;
+    float scale = 1.0f / (float)o->grad_accum;
+    dl_loader_next_starts(&r->loader, r->inputs, r->targets, r->starts);
+    if (r->hooks->micro_batch) {
+        dl_train_batch b = {&r->model, &r->rng, r->inputs, r->targets, r->starts, o->batch, o->seq_len, scale};
+        return r->hooks->micro_batch(r->hooks->user, &b, loss, err);
+    }
+    *loss = dl_model_forward(&r->model, r->inputs, r->targets, o->batch, o->seq_len);
+    dl_model_backward(&r->model, scale);
+    return 0;
+}
+
+/* One update: grad_accum micro-batches, clipping, AdamW. *loss gets the mean micro-batch loss. */
+static int update(dl_run *r, double lr, double *loss, float *grad_norm, dl_error *err) {
     const dl_train_opts *o = r->o;
     dl_model *m = &r->model;
     dl_model_zero_grad(m);
-    double loss = 0;
+    double sum = 0;
     for (int a = 0; a < o->grad_accum; a++) {
-        dl_loader_next(&r->loader, r->inputs, r->targets);
-        loss += dl_model_forward(m, r->inputs, r->targets, o->batch, o->seq_len);
-        dl_model_backward(m, 1.0f / (float)o->grad_accum);
+        double l;
+        if (micro_batch(r, &l, err)) return dl_fail_ctx(err, "step %ld", r->step + 1);
+        sum += l;
     }
     r->data_position = r->loader.batch_index;
     *grad_norm = dl_clip_grad_norm(m->grads, m->lay.total, (float)o->grad_clip);
     dl_adamw_cfg ac = {(float)o->beta1, (float)o->beta2, 1e-8f, (float)o->weight_decay};
     dl_adamw_step(&m->lay, m->params, m->grads, r->exp_avg, r->exp_avg_sq, &ac, (float)lr, r->step + 1);
-    return loss / o->grad_accum;
+    *loss = sum / o->grad_accum;
+    return 0;
 }
 
 static int log_step(loop *lp, double loss, double lr, float norm, dl_error *err) {
     dl_run *r = lp->r;
     double tps = lp->sec_since_log > 0 ? lp->tok_since_log / lp->sec_since_log : 0;
-    char line[512], extra[160];
+    char line[1024], extra[160], more[512] = "";
     snprintf(extra, sizeof extra, "loss %.4f lr %.2e tok/s %.0f", loss, lr, tps);
     dl_progress_update(&lp->prog, r->step, extra);
+    if (r->hooks->step_metrics) r->hooks->step_metrics(r->hooks->user, more, sizeof more);
     if (r->step % r->o->log_interval != 0 && r->step != 1 && r->step != r->o->steps) return 0;
     snprintf(line, sizeof line,
-             "{\"step\":%ld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f}",
-             r->step, loss, lr, (double)norm, tps, elapsed(lp));
+             "{\"step\":%ld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f%s}",
+             r->step, loss, lr, (double)norm, tps, elapsed(lp), more);
     lp->tok_since_log = lp->sec_since_log = 0;
     return dl_metrics_write(&r->metrics, line, err);
 }
@@ -62,12 +78,17 @@ static int evaluate(loop *lp, dl_error *err) {
     /* eval's own progress line would interleave with training's; one val line below says it all */
     dl_log_level level = dl_log_get_level();
     if (level == DL_LOG_INFO) dl_log_set_level(DL_LOG_QUIET);
-    int rc = dl_eval_tokens(&r->model, &r->val, r->o->batch, r->o->seq_len, (uint64_t)r->o->eval_tokens, &res, err);
+    char line[1024], more[512] = "";
+    int B = r->o->batch, T = r->o->seq_len, rc;
+    uint64_t max = (uint64_t)r->o->eval_tokens;
+    if (r->hooks->evaluate)
+        rc = r->hooks->evaluate(r->hooks->user, &r->model, &r->val, B, T, max, &res, more, sizeof more, err);
+    else
+        rc = dl_eval_tokens(&r->model, &r->val, B, T, max, &res, err);
     dl_log_set_level(level);
     if (rc) return dl_fail_ctx(err, "evaluation at step %ld", r->step);
-    char line[256];
-    snprintf(line, sizeof line, "{\"step\":%ld,\"val_loss\":%.9g,\"val_ppl\":%.9g}", r->step, res.mean_loss,
-             res.perplexity);
+    snprintf(line, sizeof line, "{\"step\":%ld,\"val_loss\":%.9g,\"val_ppl\":%.9g%s}", r->step, res.mean_loss,
+             res.perplexity, more);
     clear_progress(lp);
     dl_log("step %ld: val_loss %.4f val_ppl %.2f (%llu tokens)", r->step, res.mean_loss, res.perplexity,
            (unsigned long long)res.tokens);
@@ -124,8 +145,9 @@ static int run_loop(loop *lp, dl_error *err) {
     while (r->step < o->steps) {
         double t0 = dl_now();
         double lr = dl_lr_at(r->step, o->steps, o->warmup, o->lr, o->min_lr);
-        float norm;
-        double loss = update(r, lr, &norm);
+        float norm = 0;
+        double loss = 0;
+        if (update(r, lr, &loss, &norm, err)) return -1;
         if (check_finite(r, loss, norm, lr, err)) return -1;
         r->step++;
         lp->sec_since_log += dl_now() - t0;
@@ -143,13 +165,15 @@ static int finish(loop *lp, dl_error *err) {
     return 0;
 }
 
-int dl_train(const dl_train_opts *o, dl_error *err) {
+int dl_train(const dl_train_opts *o, dl_error *err) { return dl_train_with_hooks(o, NULL, err); }
+
+int dl_train_with_hooks(const dl_train_opts *o, const dl_train_hooks *h, dl_error *err) {
     dl_run r;
     loop lp;
     memset(&lp, 0, sizeof lp);
     if (!o) return dl_fail(err, "train: no options");
     if (o->threads > 0) dl_set_threads(o->threads);
-    if (dl_run_setup(&r, o, err)) {
+    if (dl_run_setup(&r, o, h, err)) {
         dl_run_free(&r);
         return -1;
     }
