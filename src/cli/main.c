@@ -23,7 +23,7 @@ static const command COMMANDS[] = {
 static void usage(FILE *out) {
     fprintf(out, "usage: distil COMMAND [flags]   (distil COMMAND --help for its flags)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        fprintf(out, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].help);
+        fprintf(out, "  %-14s %s\n", COMMANDS[i].name, COMMANDS[i].help);
 }
 
 int main(int argc, char **argv) {
