@@ -48,11 +48,12 @@ if ! command -v npm >/dev/null; then
     echo "install-deps.sh: could not install nodejs npm; the interop tests will be skipped" >&2
 fi
 # Pinned by package-lock.json: llama.cpp and real tokenizers (tools/interop), the OpenAI Node
-# client (tests/serve/openai).
+# client (tests/serve/openai). `npm install --no-save`, not `npm ci`: npm 11's ci refuses a lock
+# that leaves out node-llama-cpp's binaries for other platforms, which npm itself left out.
 root="$(cd "$(dirname "$0")/.." && pwd)"
 for dir in "$root/tools/interop" "$root/tests/serve/openai"; do
   if command -v npm >/dev/null && [ ! -d "$dir/node_modules" ]; then
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) ||
-      echo "install-deps.sh: npm ci in $dir failed; the tests that need it will be skipped" >&2
+    (cd "$dir" && npm install --no-save --no-audit --no-fund --loglevel=error) ||
+      echo "install-deps.sh: npm install in $dir failed; the tests that need it will be skipped" >&2
   fi
 done
