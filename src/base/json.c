@@ -14,6 +14,19 @@ json_t *dl_json_load(const char *path, dl_error *err) {
     return v;
 }
 
+const char *dl_json_type_name(const json_t *v) {
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
 int dl_json_get_int(json_t *obj, const char *key, long long *out, dl_error *err) {
     json_t *v = json_object_get(obj, key);
     if (!v) return dl_fail(err, "'%s' is missing", key);

@@ -4,19 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *type_name(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
-
 /* Completions: {"tokens": [T strings], "token_logprobs": [T numbers|null],
  * "top_logprobs": null | [T objects|null of numbers], "text_offset": [T integers]}. */
 static int check_completion_logprobs(json_t *lp, dl_error *err) {
@@ -86,7 +73,7 @@ static int check_chat_logprobs(json_t *lp, dl_error *err) {
 
 /* choices[0] -> the completion text and finish reason. */
 static int read_choice(json_t *c0, int chat, json_t **text, json_t **finish, dl_error *err) {
-    if (!json_is_object(c0)) return dl_fail(err, "choices[0] must be an object, got %s", type_name(c0));
+    if (!json_is_object(c0)) return dl_fail(err, "choices[0] must be an object, got %s", dl_json_type_name(c0));
     if (chat) {
         json_t *msg = json_object_get(c0, "message");
         if (!json_is_object(msg)) return dl_fail(err, "choices[0].message must be an object");
@@ -107,7 +94,7 @@ static int check_logprobs(json_t *c0, dl_error *err) {
     if (!lp || json_is_null(lp))
         return dl_fail(err, "logprobs were asked for but choices[0].logprobs is %s (does the endpoint support them?)",
                        lp ? "null" : "missing");
-    if (!json_is_object(lp)) return dl_fail(err, "choices[0].logprobs must be an object, got %s", type_name(lp));
+    if (!json_is_object(lp)) return dl_fail(err, "choices[0].logprobs must be an object, got %s", dl_json_type_name(lp));
     /* the shape follows the body, not the route: llama.cpp's server, for one, answers
      * /v1/completions with the chat shape */
     return json_object_get(lp, "content") ? check_chat_logprobs(lp, err) : check_completion_logprobs(lp, err);
@@ -130,7 +117,7 @@ static int append_raw_logprobs(dl_buf *line, const char *body, size_t len, json_
 
 static int build_line(json_t *r, const char *body, size_t len, int chat, int want_logprobs, const hv_prompt *p,
                       dl_buf *line, long *completion_tokens, dl_error *err) {
-    if (!json_is_object(r)) return dl_fail(err, "the response must be a JSON object, got %s", type_name(r));
+    if (!json_is_object(r)) return dl_fail(err, "the response must be a JSON object, got %s", dl_json_type_name(r));
     json_t *e = json_object_get(r, "error");
     if (e && !json_is_null(e)) {
         char msg[300];
@@ -141,13 +128,13 @@ static int build_line(json_t *r, const char *body, size_t len, int chat, int wan
     }
     json_t *choices = json_object_get(r, "choices"), *text = NULL, *finish = NULL;
     if (!choices) return dl_fail(err, "the response has no 'choices'");
-    if (!json_is_array(choices)) return dl_fail(err, "'choices' must be an array, got %s", type_name(choices));
+    if (!json_is_array(choices)) return dl_fail(err, "'choices' must be an array, got %s", dl_json_type_name(choices));
     if (json_array_size(choices) == 0) return dl_fail(err, "'choices' is empty");
     json_t *c0 = json_array_get(choices, 0);
     if (read_choice(c0, chat, &text, &finish, err)) return -1;
     json_t *usage = json_object_get(r, "usage"), *model = json_object_get(r, "model");
     if (usage && !json_is_object(usage) && !json_is_null(usage))
-        return dl_fail(err, "'usage' must be an object, got %s", type_name(usage));
+        return dl_fail(err, "'usage' must be an object, got %s", dl_json_type_name(usage));
     if (want_logprobs && check_logprobs(c0, err)) return -1;
     json_t *ct = json_object_get(usage, "completion_tokens");
     *completion_tokens = json_is_integer(ct) && json_integer_value(ct) >= 0 && json_integer_value(ct) < (1LL << 40)

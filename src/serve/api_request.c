@@ -25,19 +25,6 @@ int dl_api_fail(dl_api_error *e, int status, const char *type, const char *code,
 
 #define BAD(e, param, ...) dl_api_fail(e, 400, "invalid_request_error", NULL, param, __VA_ARGS__)
 
-static const char *type_name(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
-
 /* A field that is absent or null counts as not given (OpenAI's clients send nulls). */
 static json_t *field(json_t *o, const char *k) {
     json_t *v = json_object_get(o, k);
@@ -48,7 +35,7 @@ static json_t *field(json_t *o, const char *k) {
 static int get_int(json_t *o, const char *k, long long lo, long long hi, long long *out, dl_api_error *e) {
     json_t *v = field(o, k);
     if (!v) return 0;
-    if (!json_is_integer(v)) return BAD(e, k, "'%s' must be an integer, got %s", k, type_name(v));
+    if (!json_is_integer(v)) return BAD(e, k, "'%s' must be an integer, got %s", k, dl_json_type_name(v));
     long long x = json_integer_value(v);
     if (x < lo || x > hi) return BAD(e, k, "'%s' is %lld, outside the allowed range [%lld, %lld]", k, x, lo, hi);
     *out = x;
@@ -58,7 +45,7 @@ static int get_int(json_t *o, const char *k, long long lo, long long hi, long lo
 static int get_num(json_t *o, const char *k, double lo, double hi, double *out, dl_api_error *e) {
     json_t *v = field(o, k);
     if (!v) return 0;
-    if (!json_is_number(v)) return BAD(e, k, "'%s' must be a number, got %s", k, type_name(v));
+    if (!json_is_number(v)) return BAD(e, k, "'%s' must be a number, got %s", k, dl_json_type_name(v));
     double x = json_number_value(v);
     if (!(x >= lo && x <= hi)) return BAD(e, k, "'%s' is %g, outside the allowed range [%g, %g]", k, x, lo, hi);
     *out = x;
@@ -68,7 +55,7 @@ static int get_num(json_t *o, const char *k, double lo, double hi, double *out, 
 static int get_bool(json_t *o, const char *k, int *out, dl_api_error *e) {
     json_t *v = field(o, k);
     if (!v) return 0;
-    if (!json_is_boolean(v)) return BAD(e, k, "'%s' must be a boolean, got %s", k, type_name(v));
+    if (!json_is_boolean(v)) return BAD(e, k, "'%s' must be a boolean, got %s", k, dl_json_type_name(v));
     *out = json_is_true(v);
     return 1;
 }
@@ -103,7 +90,7 @@ static int parse_prompt(dl_api_request *r, json_t *v, dl_api_error *e) {
     if (!v) return BAD(e, "prompt", "'prompt' is required");
     size_t n = json_is_array(v) ? json_array_size(v) : 1;
     if (!json_is_string(v) && !json_is_array(v))
-        return BAD(e, "prompt", "'prompt' must be a string or a list, got %s", type_name(v));
+        return BAD(e, "prompt", "'prompt' must be a string or a list, got %s", dl_json_type_name(v));
     if (n == 0) return BAD(e, "prompt", "'prompt' is an empty list");
     int flat_ids = json_is_array(v) && json_is_integer(json_array_get(v, 0));
     if (flat_ids) n = 1;
@@ -126,7 +113,7 @@ static int parse_prompt(dl_api_request *r, json_t *v, dl_api_error *e) {
         } else if (json_is_array(item)) {
             if (parse_ids(item, &p->ids, param, e)) return -1;
         } else
-            return BAD(e, param, "'%s' must be a string or a list of token ids, got %s", param, type_name(item));
+            return BAD(e, param, "'%s' must be a string or a list of token ids, got %s", param, dl_json_type_name(item));
     }
     return 0;
 }
@@ -136,11 +123,11 @@ static int parse_stop(dl_api_request *r, json_t *o, dl_api_error *e) {
     if (!v) return 0;
     size_t n = json_is_array(v) ? json_array_size(v) : 1;
     if (!json_is_string(v) && !json_is_array(v))
-        return BAD(e, "stop", "'stop' must be a string or a list of strings, got %s", type_name(v));
+        return BAD(e, "stop", "'stop' must be a string or a list of strings, got %s", dl_json_type_name(v));
     if (n > DL_API_MAX_STOP) return BAD(e, "stop", "'stop' holds %zu strings, more than %d", n, DL_API_MAX_STOP);
     for (size_t i = 0; i < n; i++) {
         json_t *s = json_is_array(v) ? json_array_get(v, i) : v;
-        if (!json_is_string(s)) return BAD(e, "stop", "'stop'[%zu] must be a string, got %s", i, type_name(s));
+        if (!json_is_string(s)) return BAD(e, "stop", "'stop'[%zu] must be a string, got %s", i, dl_json_type_name(s));
         size_t len = json_string_length(s);
         if (len == 0 || len > DL_API_MAX_STOP_LEN)
             return BAD(e, "stop", "'stop'[%zu] is %zu bytes long (allowed: 1 to %d)", i, len, DL_API_MAX_STOP_LEN);
@@ -223,7 +210,7 @@ static int parse_stream(dl_api_request *r, json_t *o, dl_api_error *e) {
     json_t *so = field(o, "stream_options");
     if (!so) return 0;
     if (!json_is_object(so))
-        return BAD(e, "stream_options", "'stream_options' must be an object, got %s", type_name(so));
+        return BAD(e, "stream_options", "'stream_options' must be an object, got %s", dl_json_type_name(so));
     if (!r->stream) return BAD(e, "stream_options", "'stream_options' is only allowed with 'stream' set to true");
     return get_bool(so, "include_usage", &r->include_usage, e) < 0 ? -1 : 0;
 }
@@ -231,7 +218,7 @@ static int parse_stream(dl_api_request *r, json_t *o, dl_api_error *e) {
 static int parse_body(dl_api_request *r, json_t *o, dl_api_error *e) {
     json_t *m = field(o, "model");
     if (!m) return BAD(e, "model", "'model' is required");
-    if (!json_is_string(m)) return BAD(e, "model", "'model' must be a string, got %s", type_name(m));
+    if (!json_is_string(m)) return BAD(e, "model", "'model' must be a string, got %s", dl_json_type_name(m));
     if (!(r->model = dup_str(m))) return OOM(e);
     if (r->chat) {
         json_t *msgs = field(o, "messages");
@@ -266,7 +253,7 @@ int dl_api_parse_request(dl_api_request *r, int chat, const char *body, size_t l
     if (!o)
         return BAD(e, NULL, "the request body is not valid JSON (line %d, column %d: %s)", jerr.line, jerr.column,
                    jerr.text);
-    int rc = json_is_object(o) ? parse_body(r, o, e) : BAD(e, NULL, "the request body must be a JSON object, got %s", type_name(o));
+    int rc = json_is_object(o) ? parse_body(r, o, e) : BAD(e, NULL, "the request body must be a JSON object, got %s", dl_json_type_name(o));
     json_decref(o);
     if (rc) dl_api_request_free(r);
     return rc;

@@ -14,26 +14,13 @@
 
 /* ---- reading ------------------------------------------------------------------------------- */
 
-static const char *type_name(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
-
 static int expect(const json_t *v, json_type want, const char *where, dl_error *err) {
     static const char *const names[] = {"an object", "an array", "a string", "an integer", "a number", "true",
                                         "false", "null"};
     if (!v) return dl_fail(err, "%s: missing", where);
     if (json_typeof(v) == want) return 0;
     if (want == JSON_TRUE && json_is_boolean(v)) return 0;
-    return dl_fail(err, "%s: expected %s, got %s", where, want == JSON_TRUE ? "a boolean" : names[want], type_name(v));
+    return dl_fail(err, "%s: expected %s, got %s", where, want == JSON_TRUE ? "a boolean" : names[want], dl_json_type_name(v));
 }
 
 /* An optional boolean field: absent or null -> def. */
@@ -43,7 +30,7 @@ static int opt_bool(const json_t *obj, const char *key, int def, int *out, const
         *out = def;
         return 0;
     }
-    if (!json_is_boolean(v)) return dl_fail(err, "%s.%s: expected a boolean, got %s", where, key, type_name(v));
+    if (!json_is_boolean(v)) return dl_fail(err, "%s.%s: expected a boolean, got %s", where, key, dl_json_type_name(v));
     *out = json_is_true(v);
     return 0;
 }
@@ -202,7 +189,7 @@ static int parse_model(dl_tokenizer *t, const json_t *model, dl_error *err) {
     }
     v = json_object_get(model, "unk_token");
     if (v && !json_is_null(v) && !json_is_string(v))
-        return dl_fail(err, "model.unk_token: expected a string or null, got %s", type_name(v));
+        return dl_fail(err, "model.unk_token: expected a string or null, got %s", dl_json_type_name(v));
     int flag;
     if (opt_bool(model, "byte_fallback", 0, &flag, "model", err)) return -1;
     if (flag) return dl_fail(err, "model.byte_fallback: true is not supported (this is a byte-level BPE)");
@@ -230,7 +217,7 @@ static int parse_model(dl_tokenizer *t, const json_t *model, dl_error *err) {
     json_t *val;
     json_object_foreach((json_t *)vocab, key, val) {
         if (!json_is_integer(val)) {
-            dl_fail(err, "model.vocab['%.100s']: expected an integer id, got %s", key, type_name(val));
+            dl_fail(err, "model.vocab['%.100s']: expected an integer id, got %s", key, dl_json_type_name(val));
             goto done;
         }
         json_int_t id = json_integer_value(val);
@@ -333,7 +320,7 @@ static int parse_model(dl_tokenizer *t, const json_t *model, dl_error *err) {
             b = json_string_value(json_array_get(m, 1));
             lb = json_string_length(json_array_get(m, 1));
         } else {
-            dl_fail(err, "model.merges[%zu]: expected \"a b\" or [\"a\", \"b\"], got %s", i, type_name(m));
+            dl_fail(err, "model.merges[%zu]: expected \"a b\" or [\"a\", \"b\"], got %s", i, dl_json_type_name(m));
             goto done_cat;
         }
         cat.len = 0;
@@ -376,7 +363,7 @@ static dl_tokenizer *parse_root(const json_t *root, dl_error *err) {
     v = json_object_get(root, "normalizer");
     if (v && !json_is_null(v)) {
         const json_t *ty = json_is_object(v) ? json_object_get(v, "type") : NULL;
-        dl_fail(err, "normalizer: only null is supported (got %s)", json_is_string(ty) ? json_string_value(ty) : type_name(v));
+        dl_fail(err, "normalizer: only null is supported (got %s)", json_is_string(ty) ? json_string_value(ty) : dl_json_type_name(v));
         return NULL;
     }
     if (parse_optional_bytelevel(json_object_get(root, "post_processor"), "post_processor", err)) return NULL;

@@ -149,7 +149,7 @@ static const bad_case BAD[] = {
     {"{}", 0, 0, "no 'choices'"},
     {"{\"choices\":{}}", 0, 0, "'choices' must be an array, got an object"},
     {"{\"choices\":[]}", 0, 0, "'choices' is empty"},
-    {"{\"choices\":[1]}", 0, 0, "choices[0] must be an object, got a number"},
+    {"{\"choices\":[1]}", 0, 0, "choices[0] must be an object, got an integer"},
     {"{\"choices\":[{\"text\":5}]}", 0, 0, "choices[0].text must be a string"},
     {"{\"choices\":[{}]}", 0, 0, "choices[0].text must be a string"},
     {"{\"choices\":[{\"message\":{\"content\":null}}]}", 1, 0, "choices[0].message.content must be a string"},
