@@ -68,29 +68,6 @@ typedef struct {
     int n_threads;
 } step;
 
-// one query row q (HS) at absolute position p attends to cached keys 0..p of kv head kh;
-// out (HS); scores (p+1) scratch
-static void attend_one(float *out, const float *q, const float *kc, const float *vc, int p, int NKV, int HS,
-                       int kh, float *scores) {
-    size_t row = (size_t)NKV * HS;
-    float scale = 1.0f / sqrtf((float)HS), mx = -INFINITY;
-    for (int j = 0; j <= p; j++) {
-        const float *k = kc + (size_t)j * row + (size_t)kh * HS;
-        float s = 0.0f;
-        for (int i = 0; i < HS; i++) s += q[i] * k[i];
-        scores[j] = s * scale;
-        if (scores[j] > mx) mx = scores[j];
-    }
-    float sum = 0.0f;
-    for (int j = 0; j <= p; j++) sum += scores[j] = expf(scores[j] - mx);
-    memset(out, 0, (size_t)HS * sizeof(float));
-    for (int j = 0; j <= p; j++) {
-        const float *v = vc + (size_t)j * row + (size_t)kh * HS;
-        float w = scores[j] / sum;
-        for (int i = 0; i < HS; i++) out[i] += w * v[i];
-    }
-}
-
 // atty (n,C): row t, head h attends over cache positions 0..pos+t (causal)
 static void attention(step *s, const float *kc, const float *vc) {
     int group = s->NH / s->NKV, kv_len = s->pos + s->n;
@@ -103,7 +80,7 @@ static void attention(step *s, const float *kc, const float *vc) {
 #ifdef _OPENMP
             tid = omp_get_thread_num();
 #endif
-            attend_one(s->atty + (size_t)t * s->C + (size_t)h * s->HS, s->qkv + (size_t)t * s->QKV + (size_t)h * s->HS,
+            dl_attention_decode_row(s->atty + (size_t)t * s->C + (size_t)h * s->HS, s->qkv + (size_t)t * s->QKV + (size_t)h * s->HS,
                        kc, vc, s->pos + t, s->NKV, s->HS, h / group, s->scores + (size_t)tid * kv_len);
         }
 }

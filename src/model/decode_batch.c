@@ -109,28 +109,6 @@ static void linear(float *out, const float *inp, const float *w, int B, int IC, 
         dl_matmul_forward(out, inp, w, B, IC, OC, accumulate);
 }
 
-// q (HS) at position p attends to cached keys 0..p of kv head kh; out (HS); scores (p+1)
-static void attend(float *out, const float *q, const float *kc, const float *vc, int p, int NKV, int HS, int kh,
-                   float *scores) {
-    size_t row = (size_t)NKV * HS;
-    float scale = 1.0f / sqrtf((float)HS), mx = -INFINITY;
-    for (int j = 0; j <= p; j++) {
-        const float *k = kc + (size_t)j * row + (size_t)kh * HS;
-        float s = 0.0f;
-        for (int i = 0; i < HS; i++) s += q[i] * k[i];
-        scores[j] = s * scale;
-        if (scores[j] > mx) mx = scores[j];
-    }
-    float sum = 0.0f;
-    for (int j = 0; j <= p; j++) sum += scores[j] = expf(scores[j] - mx);
-    memset(out, 0, (size_t)HS * sizeof(float));
-    for (int j = 0; j <= p; j++) {
-        const float *v = vc + (size_t)j * row + (size_t)kh * HS;
-        float w = scores[j] / sum;
-        for (int i = 0; i < HS; i++) out[i] += w * v[i];
-    }
-}
-
 // atty (B,C): row b, head h attends over its own cache, positions 0..kvs[b]->pos
 static void attention(batch_step *s, dl_kv_cache *const *kvs, int l) {
     int group = s->NH / s->NKV, KVD = s->NKV * s->HS;
@@ -145,7 +123,7 @@ static void attention(batch_step *s, dl_kv_cache *const *kvs, int l) {
 #endif
             const dl_kv_cache *kv = kvs[b];
             const float *kc = kv->k + (size_t)l * kv->max_T * KVD, *vc = kv->v + (size_t)l * kv->max_T * KVD;
-            attend(s->atty + (size_t)b * s->C + (size_t)h * s->HS, s->qkv + (size_t)b * s->QKV + (size_t)h * s->HS,
+            dl_attention_decode_row(s->atty + (size_t)b * s->C + (size_t)h * s->HS, s->qkv + (size_t)b * s->QKV + (size_t)h * s->HS,
                    kc, vc, kv->pos, s->NKV, s->HS, h / group, s->scores + (size_t)tid * s->max_len);
         }
 }

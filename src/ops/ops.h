@@ -71,6 +71,12 @@ void dl_attention_forward_ref(float *out, float *att, const float *qkv, int B, i
 void dl_attention_backward_ref(float *dqkv, const float *dout, const float *qkv, float *att, int B, int T,
                                int NH, int NKV, int HS);
 
+/* ---- attention of one query row over a KV cache (attention_decode.c), inference only -----
+ * q (HS) at absolute position p attends to cached keys and values 0..p of kv head kh; the caches
+ * kc, vc are (max_T, NKV, HS) row-major. out (HS) overwritten; scores (p+1) is scratch. */
+void dl_attention_decode_row(float *out, const float *q, const float *kc, const float *vc, int p, int NKV, int HS,
+                             int kh, float *scores);
+
 /* ---- swiglu (swiglu.c) -------------------------------------------------------------------------
  * out (N,F) = silu(gate) * up, silu(g) = g / (1 + exp(-g)). Rows of gate and up start every
  * `stride` floats (stride = F for separate buffers, 2F for fused [gate | up] rows). */
