@@ -88,12 +88,16 @@ def full_bins(z_s, z_t, tau):
 
 
 def topk_bins(z_s, ids, logp, rest, tau):
-    # teacher: K log-probabilities and log(rest) as logits at temperature tau, renormalised
-    a = torch.cat([logp, torch.log(rest.clamp(min=REST_MIN)).unsqueeze(1)], 1) / tau
+    # teacher: the rest mass spread evenly over the V - K other ids, each softened like an id:
+    # (V - K) * (rest / (V - K)) ** (1 / tau) next to exp(logp_k) ** (1 / tau), normalised
+    each = rest.clamp(min=REST_MIN) / (V - K)
+    w_ids = logp.exp() ** (1.0 / tau)
+    w_rest = (V - K) * each ** (1.0 / tau)
+    w = torch.cat([w_ids, w_rest.unsqueeze(1)], 1)
     q = F.softmax(z_s / tau, -1)
     outside = torch.ones_like(q).scatter(1, ids.long(), 0.0)
     q_bins = torch.cat([q.gather(1, ids.long()), (q * outside).sum(-1, keepdim=True)], 1)
-    return F.log_softmax(a, -1), torch.log(q_bins)
+    return torch.log(w / w.sum(-1, keepdim=True)), torch.log(q_bins)
 
 
 def make_inputs(gen):

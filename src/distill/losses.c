@@ -207,6 +207,27 @@ static double full_row(const kd_ctx *c, kd_work *w, const float *x, const float 
     return D;
 }
 
+/* Teacher bins of the top-k form (see losses.h): softmax over K (+ 1) logits, logp_k / tau for
+ * the ids and, for the rest bin, the log of its mass if it were spread evenly over the V - K
+ * other ids and softened: log((V - K) (rest / (V - K))^(1 / tau)). Without a rest bin (K == V)
+ * this is softmax(logp / tau), exactly the full form. bp, blp: K (+ 1) floats. */
+static void teacher_bins(const float *logp, float rest, int K, int V, float inv_tau, float *bp, float *blp) {
+    int nb = K < V ? K + 1 : K;
+    float m = -INFINITY;
+    for (int b = 0; b < nb; b++) {
+        if (b < K) blp[b] = logp[b] * inv_tau;
+        else blp[b] = logf(fmaxf(rest, DL_KD_REST_MIN)) * inv_tau + (1.0f - inv_tau) * logf((float)(V - K));
+        m = blp[b] > m ? blp[b] : m;
+    }
+    double st = 0.0;
+    for (int b = 0; b < nb; b++) st += exp((double)(blp[b] - m));
+    float lse = m + (float)log(st);
+    for (int b = 0; b < nb; b++) {
+        blp[b] -= lse;
+        bp[b] = expf(blp[b]);
+    }
+}
+
 // x (V) student logits; ids, logp (K); dz (V) or NULL
 static double topk_row(const kd_ctx *c, kd_work *w, const float *x, const int32_t *ids, const float *logp,
                        float rest, int K, int target, int need_ce, float *dz, double *ce) {
@@ -233,19 +254,7 @@ static double topk_row(const kd_ctx *c, kd_work *w, const float *x, const int32_
         bq[K] = (float)(e_rest / s);
         blq[K] = (float)(log(e_rest) - log((double)s));
     }
-    // teacher bins: log-probabilities and log(rest) as logits at temperature tau, renormalised
-    float mt = -INFINITY;
-    for (int b = 0; b < nb; b++) {
-        blp[b] = (b < K ? logp[b] : logf(fmaxf(rest, DL_KD_REST_MIN))) * c->inv_tau;
-        mt = blp[b] > mt ? blp[b] : mt;
-    }
-    double st = 0.0;
-    for (int b = 0; b < nb; b++) st += exp((double)(blp[b] - mt));
-    float lse_t = mt + (float)log(st);
-    for (int b = 0; b < nb; b++) {
-        blp[b] -= lse_t;
-        bp[b] = expf(blp[b]);
-    }
+    teacher_bins(logp, rest, K, V, c->inv_tau, bp, blp);
     soft1 sm = {e, 1.0f / s};
     if (need_ce) {
         if (c->inv_tau == 1.0f) *ce = (double)lse - x[target];

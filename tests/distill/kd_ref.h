@@ -92,12 +92,17 @@ static inline double ref_loss(const dl_kd_cfg *cfg, const double *zs, const ref_
                 x[k] = t->logp[n * K + k];
             }
             nb = K;
-            if (K < V) { // the rest bin: log(max(rest, floor)) as one more teacher logit
+            if (K < V) { // the rest bin: its mass spread evenly over the other V - K ids, softened
+                double each = fmax(t->rest[n], DL_KD_REST_MIN) / (V - K), sp = 0;
+                for (int k = 0; k < K; k++) sp += pow(exp(x[k]), 1 / tau);
+                double tail = (V - K) * pow(each, 1 / tau);
+                for (int k = 0; k < K; k++) p[k] = pow(exp(x[k]), 1 / tau) / (sp + tail);
+                p[K] = tail / (sp + tail);
                 qb[K] = qrest;
-                x[K] = log(fmax(t->rest[n], DL_KD_REST_MIN));
                 nb = K + 1;
+            } else {
+                ref_softmax(p, x, K, tau);
             }
-            ref_softmax(p, x, nb, tau);
         }
         sd += ref_div(cfg, p, qb, nb);
     }

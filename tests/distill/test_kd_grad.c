@@ -4,7 +4,7 @@
  * The numeric gradient is a central difference of the double reference (kd_ref.h) with
  * H = 1e-5: truncation ~H^2, rounding ~1e-16/H, both far below what we test. The analytic
  * gradient comes from the float implementation: its rounding is ~1e-7 of the largest entry,
- * more where |log p| is large (the floored rest bin at tau 0.5, |log p| ~ 37: ~1.5e-5 of the
+ * more where |log p| is large (the floored rest bin at tau 0.5, |log p| ~ 40: ~1.5e-5 of the
  * largest entry, ~5e-5 of the entry itself). We accept |num - ana| <= 2e-6 max|grad| +
  * 1e-4 |num|; a 0.1% error in one divergence's gradient fails it. The float loss must match the
  * double reference within 1e-5 relative (+1e-7 absolute). */

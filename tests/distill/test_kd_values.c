@@ -257,6 +257,36 @@ static void test_topk_is_full(void) {
     drop(&d);
 }
 
+/* The top-k temperature rule is exact when the tail is uniform: a teacher (.5, .3, .05 x 4) as
+ * full logits and as top-2 {0, 1} + rest .2, a student whose tail ids share one logit (so both
+ * forms see the same tail shape): same loss and gradient at tau 2 and 0.5, every divergence.
+ * Then by hand at tau 2: the rest bin is 4 sqrt(.05) / (sqrt(.5) + sqrt(.3) + 4 sqrt(.05)) = .4162
+ * (the earlier rule, rest as one logit, gave .2628), and a student softened to exactly those
+ * bins has loss and gradient 0. */
+static void test_topk_uniform_tail(void) {
+    enum { V = 6, K = 2 };
+    const float pt[V] = {0.5f, 0.3f, 0.05f, 0.05f, 0.05f, 0.05f};
+    float zt[V], zs[V] = {1.3f, -0.4f, 0.7f, 0.7f, 0.7f, 0.7f}, logp[K], rest = 0.2f, a[V], b[V];
+    int32_t ids[K] = {1, 0};
+    for (int i = 0; i < V; i++) zt[i] = logf(pt[i]);
+    logp[0] = zt[1], logp[1] = zt[0];
+    for (int kind = 0; kind < 6; kind++)
+        for (int it = 0; it < 2; it++) {
+            dl_kd_cfg c = {(dl_kd_kind)kind, 0.3f, 0.2f, it ? 0.5f : 2.0f, 0};
+            float lf = full(c, zs, zt, NULL, a, 1, V), lt = topk(c, zs, ids, logp, &rest, K, NULL, b, 1, V);
+            CHECK_MSG(fabsf(lf - lt) <= 1e-5f * fabsf(lf) + 1e-7f && lf > 1e-3f, "%s tau %g: full %.8g topk %.8g",
+                      kinds[kind], (double)c.tau, (double)lf, (double)lt);
+            CHECK_MSG(max_diff(a, b, V) <= 1e-5f * max_abs(a, V), "%s tau %g: gradients differ by %g", kinds[kind],
+                      (double)c.tau, (double)max_diff(a, b, V));
+        }
+    /* the teacher's softened bins at tau 2, by hand: .70711, .54772 and 4 x .22361, over 2.14926 */
+    const double soft[V] = {0.329002, 0.254843, 0.104039, 0.104039, 0.104039, 0.104039};
+    for (int i = 0; i < V; i++) zs[i] = (float)(2.0 * log(soft[i])); // softmax(zs / 2) = soft
+    dl_kd_cfg f = {DL_KD_FKL, 0, 0, 2.0f, 0};
+    CHECK_CLOSE(topk(f, zs, ids, logp, &rest, K, NULL, a, 1, V), 0.0, 2e-5, 0);
+    CHECK(max_abs(a, V) <= 2e-5f);
+}
+
 /* ce_weight 1 is the model's cross-entropy (ops), mean over counted rows. */
 static void test_ce_only(void) {
     enum { N = 6, V = 50 };
@@ -439,6 +469,7 @@ int main(void) {
     test_jsd_symmetric();
     test_temperature();
     test_topk_is_full();
+    test_topk_uniform_tail();
     test_ce_only();
     test_masking();
     test_alias_scale_threads();
