@@ -22,6 +22,12 @@ typedef struct cli_flag {
 int cli_parse(const char *cmd, const char *summary, cli_flag *flags, int argc, char **argv,
               char **pos, int max_pos, int *npos);
 void cli_usage(const char *cmd, const char *summary, const cli_flag *flags, FILE *out);
+/* Commands with subcommands ("distil tokenizer train ..."): runs the one named by argv[1]
+ * (subs ends with {NULL, NULL}); "--help" prints usage to stdout (exit 0), a missing or unknown
+ * one prints usage or an error (exit 2). */
+typedef struct cli_sub { const char *name; int (*fn)(int, char **); } cli_sub;
+int cli_dispatch(const char *group, void (*usage)(FILE *), const cli_sub *subs, int argc, char **argv);
+
 /* Prints "distil: error: MSG" and returns 1 (the exit status). */
 int cli_error(const dl_error *err);
 int cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

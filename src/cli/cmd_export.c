@@ -33,16 +33,6 @@ static int export_gguf(int argc, char **argv) {
 }
 
 int cmd_export(int argc, char **argv) {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
-    const char *fmt = argv[1];
-    if (!strcmp(fmt, "--help") || !strcmp(fmt, "-h") || !strcmp(fmt, "help")) {
-        usage(stdout);
-        return 0;
-    }
-    if (!strcmp(fmt, "gguf")) return export_gguf(argc - 1, argv + 1);
-    cli_errorf("unknown format 'export %s' (only gguf; see distil export --help)", fmt);
-    return 2;
+    static const cli_sub subs[] = {{"gguf", export_gguf}, {NULL, NULL}};
+    return cli_dispatch("export", usage, subs, argc, argv);
 }

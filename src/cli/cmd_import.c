@@ -27,16 +27,6 @@ static int import_gguf(int argc, char **argv) {
 }
 
 int cmd_import(int argc, char **argv) {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
-    const char *fmt = argv[1];
-    if (!strcmp(fmt, "--help") || !strcmp(fmt, "-h") || !strcmp(fmt, "help")) {
-        usage(stdout);
-        return 0;
-    }
-    if (!strcmp(fmt, "gguf")) return import_gguf(argc - 1, argv + 1);
-    cli_errorf("unknown format 'import %s' (only gguf; see distil import --help)", fmt);
-    return 2;
+    static const cli_sub subs[] = {{"gguf", import_gguf}, {NULL, NULL}};
+    return cli_dispatch("import", usage, subs, argc, argv);
 }

@@ -66,18 +66,6 @@ static int keys_revoke(int argc, char **argv) {
 }
 
 int cmd_keys(int argc, char **argv) {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
-    const char *sub = argv[1];
-    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
-        usage(stdout);
-        return 0;
-    }
-    if (!strcmp(sub, "create")) return keys_create(argc - 1, argv + 1);
-    if (!strcmp(sub, "list")) return keys_list(argc - 1, argv + 1);
-    if (!strcmp(sub, "revoke")) return keys_revoke(argc - 1, argv + 1);
-    cli_errorf("unknown command 'keys %s' (see distil keys --help)", sub);
-    return 2;
+    static const cli_sub subs[] = {{"create", keys_create}, {"list", keys_list}, {"revoke", keys_revoke}, {NULL, NULL}};
+    return cli_dispatch("keys", usage, subs, argc, argv);
 }

@@ -134,18 +134,6 @@ static void usage(FILE *f) {
 }
 
 int cmd_tokenizer(int argc, char **argv) {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
-    const char *sub = argv[1];
-    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
-        usage(stdout);
-        return 0;
-    }
-    if (!strcmp(sub, "train")) return tok_train(argc - 1, argv + 1);
-    if (!strcmp(sub, "encode")) return tok_encode(argc - 1, argv + 1);
-    if (!strcmp(sub, "decode")) return tok_decode(argc - 1, argv + 1);
-    cli_errorf("unknown command 'tokenizer %s' (see distil tokenizer --help)", sub);
-    return 2;
+    static const cli_sub subs[] = {{"train", tok_train}, {"encode", tok_encode}, {"decode", tok_decode}, {NULL, NULL}};
+    return cli_dispatch("tokenizer", usage, subs, argc, argv);
 }

@@ -114,3 +114,19 @@ int cli_parse(const char *cmd, const char *summary, cli_flag *flags, int argc, c
         }
     return 0;
 }
+
+int cli_dispatch(const char *group, void (*usage)(FILE *), const cli_sub *subs, int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *sub = argv[1];
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (const cli_sub *c = subs; c->name; c++)
+        if (!strcmp(sub, c->name)) return c->fn(argc - 1, argv + 1);
+    cli_errorf("unknown command '%s %s' (see distil %s --help)", group, sub, group);
+    return 2;
+}
