@@ -96,6 +96,11 @@ int dl_buf_append(dl_buf *b, const void *p, size_t n);
 int dl_buf_printf(dl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void dl_buf_free(dl_buf *b);
 
+/* One allocation carved into n float arrays in order: *views[i] points at sizes[i] floats
+ * (views[i] may be NULL to leave a region unnamed). Returns the block, to free(), and its size in
+ * floats in *total (may be NULL); NULL when the sizes overflow or memory runs out. */
+float *dl_alloc_floats(float **const *views, const size_t *sizes, int n, size_t *total);
+
 /* Checked size arithmetic: return -1 on overflow. */
 int dl_mul_size(size_t a, size_t b, size_t *out);
 int dl_add_size(size_t a, size_t b, size_t *out);

@@ -64,3 +64,18 @@ void dl_buf_free(dl_buf *b) {
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+float *dl_alloc_floats(float **const *views, const size_t *sizes, int n, size_t *total) {
+    size_t sum = 0;
+    for (int i = 0; i < n; i++)
+        if (dl_add_size(sum, sizes[i], &sum)) return NULL;
+    if (total) *total = sum;
+    float *mem = sum < SIZE_MAX / sizeof(float) ? malloc((sum ? sum : 1) * sizeof(float)) : NULL;
+    if (!mem) return NULL;
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        if (views[i]) *views[i] = mem + off;
+        off += sizes[i];
+    }
+    return mem;
+}

@@ -117,17 +117,8 @@ static float *decode_scratch(step *s) {
     s->n_threads = 1;
 #endif
     size_t sizes[7] = {n * s->C, n * s->C, n * s->QKV, n * s->C, n * 2 * s->F, n * s->F, (size_t)s->n_threads * kv_len};
-    size_t total = 0;
-    for (int i = 0; i < 7; i++) total += sizes[i];
-    float *mem = malloc(total * sizeof(float));
-    if (!mem) return NULL;
-    float **ptrs[7] = {&s->x, &s->ln, &s->qkv, &s->atty, &s->gateup, &s->act, &s->scores};
-    size_t off = 0;
-    for (int i = 0; i < 7; i++) {
-        *ptrs[i] = mem + off;
-        off += sizes[i];
-    }
-    return mem;
+    float **views[7] = {&s->x, &s->ln, &s->qkv, &s->atty, &s->gateup, &s->act, &s->scores};
+    return dl_alloc_floats(views, sizes, 7, NULL);
 }
 
 static int check_decode_args(const dl_model *m, const dl_kv_cache *kv, const int32_t *tokens, int n,

@@ -158,17 +158,8 @@ static float *batch_scratch(batch_step *s) {
     threads = (size_t)omp_get_max_threads();
 #endif
     size_t sizes[7] = {B * s->C, B * s->C, B * s->QKV, B * s->C, B * 2 * s->F, B * s->F, threads * s->max_len};
-    size_t total = 0;
-    for (int i = 0; i < 7; i++) total += sizes[i];
-    float *mem = malloc(total * sizeof(float));
-    if (!mem) return NULL;
-    float **ptrs[7] = {&s->x, &s->ln, &s->qkv, &s->atty, &s->gateup, &s->act, &s->scores};
-    size_t off = 0;
-    for (int i = 0; i < 7; i++) {
-        *ptrs[i] = mem + off;
-        off += sizes[i];
-    }
-    return mem;
+    float **views[7] = {&s->x, &s->ln, &s->qkv, &s->atty, &s->gateup, &s->act, &s->scores};
+    return dl_alloc_floats(views, sizes, 7, NULL);
 }
 
 /* Every row is checked before any cache is touched, so a failure leaves all caches as they were. */

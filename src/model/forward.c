@@ -110,27 +110,22 @@ int dl_model_alloc_train(dl_model *m, int B, int T, dl_error *err) {
     dims d = get_dims(m, B, T);
     size_t sz[A_COUNT], total = 0;
     if (act_sizes(&d, m->cfg.max_T, sz)) return dl_fail(err, "alloc_train: activation sizes overflow");
-    for (int i = 0; i < A_COUNT; i++)
-        if (dl_add_size(total, sz[i], &total)) return dl_fail(err, "alloc_train: activation sizes overflow");
     dl_acts *a = calloc(1, sizeof *a);
-    float *mem = total < SIZE_MAX / sizeof(float) ? malloc(total * sizeof(float)) : NULL;
+    if (!a) return dl_fail(err, "alloc_train: out of memory");
+    float **views[A_COUNT] = {&a->res, &a->res_mid, &a->rstd1, &a->rstd2, &a->qkv, &a->att, &a->atty, &a->gateup,
+                              &a->lnf, &a->rstdf, &a->logits, &a->lse, &a->losses, &a->rope_cos, &a->rope_sin,
+                              &a->ln, &a->act, &a->dres, &a->dc, &a->dact, &a->dwide, NULL, NULL};
+    float *mem = dl_alloc_floats(views, sz, A_COUNT, &total);
     float *grads = calloc(m->lay.total, sizeof(float));
-    if (!a || !mem || !grads) {
+    if (!mem || !grads) {
         free(a), free(mem), free(grads);
         return dl_fail(err, "alloc_train: out of memory for %zu activation floats (B=%d, T=%d)", total, B, T);
     }
     a->mem = mem;
     a->n_floats = total;
-    float **ptrs[A_COUNT] = {&a->res, &a->res_mid, &a->rstd1, &a->rstd2, &a->qkv, &a->att, &a->atty, &a->gateup,
-                             &a->lnf, &a->rstdf, &a->logits, &a->lse, &a->losses, &a->rope_cos, &a->rope_sin,
-                             &a->ln, &a->act, &a->dres, &a->dc, &a->dact, &a->dwide, NULL, NULL};
-    size_t off = 0;
-    for (int i = 0; i < A_COUNT; i++) {
-        if (ptrs[i]) *ptrs[i] = mem + off;
-        off += sz[i];
-    }
-    a->inputs = (int32_t *)(mem + off - sz[A_TARGETS] - sz[A_INPUTS]);
-    a->targets = (int32_t *)(mem + off - sz[A_TARGETS]);
+    /* the last two regions hold the batch's token ids */
+    a->inputs = (int32_t *)(mem + total - sz[A_TARGETS] - sz[A_INPUTS]);
+    a->targets = (int32_t *)(mem + total - sz[A_TARGETS]);
     dl_rope_table(a->rope_cos, a->rope_sin, m->cfg.max_T, d.HS, m->cfg.rope_theta);
     m->acts = a;
     m->grads = grads;
