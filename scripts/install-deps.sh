@@ -17,7 +17,7 @@ done
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-pkgs=(build-essential cmake pkg-config libopenblas-dev libpcre2-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev bible-kjv)
+pkgs=(build-essential cmake pkg-config libopenblas-dev libpcre2-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev libopenmpi-dev openmpi-bin bible-kjv)
 [ "$want_torch" = 1 ] && pkgs+=(python3-torch python3-numpy libopenblas0)
 
 missing=()

@@ -1,5 +1,6 @@
 #include "cli.h"
 #include "ops/ops.h"
+#include "train/dist.h"
 #include <string.h>
 
 typedef struct { const char *name; int (*fn)(int, char **); const char *help; } command;
@@ -39,7 +40,17 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        if (strcmp(argv[1], COMMANDS[i].name) == 0) return COMMANDS[i].fn(argc - 1, argv + 1);
+        if (strcmp(argv[1], COMMANDS[i].name) == 0) {
+            /* under mpirun every rank runs this command (after the re-exec above, which must
+             * happen before MPI starts) */
+            if (dl_dist_init(&argc, &argv)) {
+                cli_errorf("cannot join the MPI job (MPI_Init failed)");
+                return 1;
+            }
+            int rc = COMMANDS[i].fn(argc - 1, argv + 1);
+            dl_dist_finalize(rc);
+            return rc;
+        }
     cli_errorf("unknown command '%s' (see distil --help)", argv[1]);
     return 2;
 }

@@ -1,6 +1,7 @@
 /* Everything before the first update: config, data files, the model (fresh or from the newest
  * checkpoint), the run folder's config.json / tokenizer.json / metrics.jsonl, the loader. */
 #include "checkpoint.h"
+#include "dist.h"
 #include "run.h"
 #include <jansson.h>
 #include <stdlib.h>
@@ -94,6 +95,7 @@ static int load_model(dl_run *r, dl_error *err) {
 
 static int init_folder(dl_run *r, dl_error *err) {
     char p[4096];
+    if (dl_dist_rank() != 0) return 0; /* rank 0 alone writes the run folder */
     if (dl_path_join(p, sizeof p, r->o->out, "config.json", err) || dl_config_save(&r->cfg, p, err)) return -1;
     if (dl_path_join(p, sizeof p, r->o->out, "tokenizer.json", err) || dl_copy_file(r->tokenizer, p, err)) return -1;
     /* on resume, log lines past the checkpoint describe updates that are about to be redone */
@@ -102,7 +104,8 @@ static int init_folder(dl_run *r, dl_error *err) {
 
 static int init_batches(dl_run *r, dl_error *err) {
     const dl_train_opts *o = r->o;
-    if (dl_loader_init(&r->loader, &r->train, o->batch, o->seq_len, o->seed, 0, 1, err))
+    if (dl_loader_init(&r->loader, &r->train, o->batch, o->seq_len, o->seed, dl_dist_rank(),
+                       dl_dist_world(), err))
         return dl_fail_ctx(err, "%s/train.bin", o->data);
     dl_loader_seek(&r->loader, r->data_position);
     size_t n = (size_t)o->batch * (size_t)o->seq_len;

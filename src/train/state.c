@@ -1,5 +1,6 @@
 /* trainer_state.json: what a checkpoint needs beyond weights and moments to continue exactly,
  * and the options that define the run (checked on resume). */
+#include "dist.h"
 #include "run.h"
 #include <inttypes.h>
 #include <jansson.h>
@@ -33,7 +34,7 @@ json_t *dl_run_state_json(const dl_run *r, double elapsed_s) {
     json_object_set_new(opts, "batch", json_integer(o->batch));
     json_object_set_new(opts, "seq_len", json_integer(o->seq_len));
     json_object_set_new(opts, "grad_accum", json_integer(o->grad_accum));
-    json_object_set_new(opts, "world_size", json_integer(1));
+    json_object_set_new(opts, "world_size", json_integer(dl_dist_world()));
     json_object_set_new(opts, "seed", u64_json(o->seed));
     json_object_set_new(opts, "steps", json_integer(o->steps));
     json_object_set_new(opts, "lr", json_real(o->lr));

@@ -1,5 +1,6 @@
 /* The training loop: updates, metrics, evaluation, checkpoints, the final model folder. */
 #include "checkpoint.h"
+#include "dist.h"
 #include "eval/eval.h"
 #include "run.h"
 #include "stop.h"
@@ -50,10 +51,13 @@ static int update(dl_run *r, double lr, double *loss, float *grad_norm, dl_error
         sum += l;
     }
     r->data_position = r->loader.batch_index;
+    /* data parallel: every rank holds the mean gradient of its rows; their mean is the gradient
+     * of the whole global batch (before clipping, so all ranks clip and step alike) */
+    dl_dist_allreduce_mean(m->grads, m->lay.total);
     *grad_norm = dl_clip_grad_norm(m->grads, m->lay.total, (float)o->grad_clip);
     dl_adamw_cfg ac = {(float)o->beta1, (float)o->beta2, 1e-8f, (float)o->weight_decay};
     dl_adamw_step(&m->lay, m->params, m->grads, r->exp_avg, r->exp_avg_sq, &ac, (float)lr, r->step + 1);
-    *loss = sum / o->grad_accum;
+    *loss = dl_dist_mean_double(sum / o->grad_accum);
     return 0;
 }
 
@@ -65,6 +69,7 @@ static int log_step(loop *lp, double loss, double lr, float norm, dl_error *err)
     dl_progress_update(&lp->prog, r->step, extra);
     if (r->hooks->step_metrics) r->hooks->step_metrics(r->hooks->user, more, sizeof more);
     if (r->step % r->o->log_interval != 0 && r->step != 1 && r->step != r->o->steps) return 0;
+    if (dl_dist_rank() != 0) return 0; /* rank 0 alone writes the run folder */
     snprintf(line, sizeof line,
              "{\"step\":%ld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f%s}",
              r->step, loss, lr, (double)norm, tps, elapsed(lp), more);
@@ -87,6 +92,7 @@ static int evaluate(loop *lp, dl_error *err) {
         rc = dl_eval_tokens(&r->model, &r->val, B, T, max, &res, err);
     dl_log_set_level(level);
     if (rc) return dl_fail_ctx(err, "evaluation at step %ld", r->step);
+    if (dl_dist_rank() != 0) return 0; /* every rank evaluated the same weights on the same data */
     snprintf(line, sizeof line, "{\"step\":%ld,\"val_loss\":%.9g,\"val_ppl\":%.9g%s}", r->step, res.mean_loss,
              res.perplexity, more);
     clear_progress(lp);
@@ -98,6 +104,10 @@ static int evaluate(loop *lp, dl_error *err) {
 static int checkpoint(loop *lp, dl_error *err) {
     dl_run *r = lp->r;
     if (lp->last_ckpt == r->step) return 0;
+    if (dl_dist_rank() != 0) { /* rank 0 writes it; all ranks hold the same weights and moments */
+        lp->last_ckpt = r->step;
+        return 0;
+    }
     json_t *state = dl_run_state_json(r, elapsed(lp));
     dl_ckpt c = {&r->model, r->exp_avg, r->exp_avg_sq, state, r->tokenizer};
     char dir[4096];
@@ -127,7 +137,9 @@ static int after_update(loop *lp, double loss, double lr, float norm, dl_error *
     int last = r->step == o->steps;
     if (log_step(lp, loss, lr, norm, err)) return -1;
     if (o->eval_interval > 0 && (r->step % o->eval_interval == 0 || last) && evaluate(lp, err)) return -1;
-    int sig = last ? 0 : dl_stop_requested(); /* at the last step, finishing is the quickest way out */
+    /* at the last step, finishing is the quickest way out; ranks must agree on a stop, or one
+     * would wait forever for the others' next all-reduce */
+    int sig = last ? 0 : dl_dist_max_int(dl_stop_requested());
     int stop_here = !last && (sig || (o->stop_at > 0 && r->step >= o->stop_at));
     if ((o->save_interval > 0 && r->step % o->save_interval == 0) || last || stop_here)
         if (checkpoint(lp, err)) return -1;
@@ -140,7 +152,7 @@ static int after_update(loop *lp, double loss, double lr, float norm, dl_error *
 static int run_loop(loop *lp, dl_error *err) {
     dl_run *r = lp->r;
     const dl_train_opts *o = r->o;
-    double step_tokens = (double)o->batch * o->seq_len * o->grad_accum;
+    double step_tokens = (double)o->batch * o->seq_len * o->grad_accum * dl_dist_world();
     if (o->stop_at > 0 && r->step >= o->stop_at && r->step < o->steps) return 1; /* resumed past it */
     while (r->step < o->steps) {
         double t0 = dl_now();
@@ -160,7 +172,7 @@ static int run_loop(loop *lp, dl_error *err) {
 
 static int finish(loop *lp, dl_error *err) {
     dl_run *r = lp->r;
-    if (dl_model_save(&r->model, r->o->out, err)) return -1;
+    if (dl_dist_rank() == 0 && dl_model_save(&r->model, r->o->out, err)) return -1;
     dl_log("trained %ld steps in %.1f s; model folder: %s", r->step, elapsed(lp), r->o->out);
     return 0;
 }
@@ -173,8 +185,12 @@ int dl_train_with_hooks(const dl_train_opts *o, const dl_train_hooks *h, dl_erro
     memset(&lp, 0, sizeof lp);
     if (!o) return dl_fail(err, "train: no options");
     if (o->threads > 0) dl_set_threads(o->threads);
+    /* the other ranks repeat rank 0's lines; their errors still reach stderr through the caller */
+    dl_log_level level = dl_log_get_level();
+    if (dl_dist_rank() != 0) dl_log_set_level(DL_LOG_QUIET);
     if (dl_run_setup(&r, o, h, err)) {
         dl_run_free(&r);
+        dl_log_set_level(level);
         return -1;
     }
     lp.r = &r;
@@ -182,6 +198,9 @@ int dl_train_with_hooks(const dl_train_opts *o, const dl_train_hooks *h, dl_erro
     lp.last_ckpt = r.step > 0 ? r.step : -1;
     dl_log("training %zu parameters for %d steps of %d x %d x %d tokens (from step %ld)", r.model.lay.total,
            o->steps, o->batch, o->seq_len, o->grad_accum, r.step);
+    if (dl_dist_world() > 1)
+        dl_log("data parallel over %d MPI processes: a global batch of %d sequences per micro-batch",
+               dl_dist_world(), dl_dist_world() * o->batch);
     dl_progress_start(&lp.prog, "step", o->steps);
     lp.prog.t_start -= r.elapsed_before; /* so the ETA counts earlier sessions too */
     dl_stop_install();
@@ -194,5 +213,6 @@ int dl_train_with_hooks(const dl_train_opts *o, const dl_train_hooks *h, dl_erro
         rc = 0;
     }
     dl_run_free(&r);
+    dl_log_set_level(level);
     return rc;
 }
