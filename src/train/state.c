@@ -65,11 +65,13 @@ json_t *dl_run_state_json(const dl_run *r, double elapsed_s) {
     return s;
 }
 
-/* Options that change which batches or which model the run sees: a resume must match them. */
+/* Options that change which batches or which model the run sees: a resume must match them. The
+ * data position is global, so a run may resume on another number of processes as long as the
+ * global batch (batch per rank x ranks) is the same. */
 static int check_fixed(json_t *opts, const dl_train_opts *o, dl_error *err) {
-    static const char *const names[] = {"batch", "seq_len", "grad_accum"};
-    const int now[] = {o->batch, o->seq_len, o->grad_accum};
-    for (int i = 0; i < 3; i++) {
+    static const char *const names[] = {"seq_len", "grad_accum"};
+    const int now[] = {o->seq_len, o->grad_accum};
+    for (int i = 0; i < 2; i++) {
         long long v;
         if (dl_json_get_int(opts, names[i], &v, err)) return -1;
         if (v != now[i])
@@ -77,6 +79,18 @@ static int check_fixed(json_t *opts, const dl_train_opts *o, dl_error *err) {
                                 "seq_len, grad_accum and seed must match to resume",
                            names[i], v, now[i]);
     }
+    long long batch, world = 1;
+    if (dl_json_get_int(opts, "batch", &batch, err)) return -1;
+    if (json_object_get(opts, "world_size") && dl_json_get_int(opts, "world_size", &world, err)) return -1;
+    long long now_global = (long long)o->batch * dl_dist_world();
+    if (batch * world != now_global)
+        return dl_fail(err, "the checkpoint was trained with a global batch of %lld (batch %lld x %lld processes) "
+                            "but this run asks for %lld (batch %d x %d processes); the global batch must match to "
+                            "resume",
+                       batch * world, batch, world, now_global, o->batch, dl_dist_world());
+    if (world != dl_dist_world())
+        dl_log("note: resuming a %lld-process run on %d processes with the same global batch", world,
+               dl_dist_world());
     uint64_t seed;
     if (u64_get(opts, "seed", &seed, err)) return -1;
     if (seed != o->seed)
