@@ -2,13 +2,11 @@
  * tokens at a time. Keys and values of every past position stay in the cache, so each new
  * token costs one pass over the weights plus attention over the cache.
  *
- * A prefill of n > 1 tokens goes through sgemm (dl_matmul_forward); a single token through
- * sgemv. Attention is private here because the training kernel (ops/attention.c) wants the
+ * Linear layers go through dl_decode_linear (sgemv for one token, a weights-read-once kernel
+ * for a few, sgemm for a long prefill). Attention is private here because the training kernel (ops/attention.c) wants the
  * whole sequence in one qkv buffer, while decoding reads past keys and values from the cache. */
-#include "model.h"
+#include "decode_internal.h"
 #include "ops/ops.h"
-#include <cblas.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -54,13 +52,6 @@ void dl_kv_cache_reset(dl_kv_cache *kv) { kv->pos = 0; }
 
 static const float *P(const dl_model *m, int view) { return m->params + m->lay.views[view].offset; }
 
-// out (n,OC) = (or +=) inp (n,IC) @ w^T with w (OC,IC); a single row is a matrix-vector product
-static void linear(float *out, const float *inp, const float *w, int n, int IC, int OC, int accumulate) {
-    if (n == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, IC, 1.0f, w, IC, inp, 1, accumulate ? 1.0f : 0.0f, out, 1);
-    else
-        dl_matmul_forward(out, inp, w, n, IC, OC, accumulate);
-}
 
 typedef struct {
     int n, C, F, V, NH, NKV, HS, QKV, pos;
@@ -89,10 +80,9 @@ static void attention(step *s, const float *kc, const float *vc) {
 // buffer (see forward.c), so each group is one product
 static void layer_step(const dl_model *m, dl_kv_cache *kv, step *s, int l) {
     const dl_layer_views *lv = &m->lay.layers[l];
-    int n = s->n, C = s->C, F = s->F, KVD = s->NKV * s->HS;
-    float eps = m->cfg.rms_eps;
-    dl_rmsnorm_forward(s->ln, NULL, s->x, P(m, lv->ln1), n, C, eps);
-    linear(s->qkv, s->ln, P(m, lv->wq), n, C, s->QKV, 0);
+    int n = s->n, C = s->C, KVD = s->NKV * s->HS;
+    dl_rmsnorm_forward(s->ln, NULL, s->x, P(m, lv->ln1), n, C, m->cfg.rms_eps);
+    dl_decode_linear(s->qkv, s->ln, P(m, lv->wq), n, C, s->QKV, 0);
     dl_rope_forward(s->qkv, 1, n, s->NH, s->HS, (size_t)s->QKV, s->pos, kv->rope_cos, kv->rope_sin);
     dl_rope_forward(s->qkv + C, 1, n, s->NKV, s->HS, (size_t)s->QKV, s->pos, kv->rope_cos, kv->rope_sin);
     float *kc = kv->k + (size_t)l * kv->max_T * KVD, *vc = kv->v + (size_t)l * kv->max_T * KVD;
@@ -102,11 +92,7 @@ static void layer_step(const dl_model *m, dl_kv_cache *kv, step *s, int l) {
         memcpy(vc + (size_t)(s->pos + t) * KVD, row + C + KVD, (size_t)KVD * sizeof(float));
     }
     attention(s, kc, vc);
-    linear(s->x, s->atty, P(m, lv->wo), n, C, C, 1);
-    dl_rmsnorm_forward(s->ln, NULL, s->x, P(m, lv->ln2), n, C, eps);
-    linear(s->gateup, s->ln, P(m, lv->wgate), n, C, 2 * F, 0);
-    dl_swiglu_forward(s->act, s->gateup, s->gateup + F, n, F, (size_t)(2 * F));
-    linear(s->x, s->act, P(m, lv->wdown), n, F, C, 1);
+    dl_decode_layer_tail(m, lv, s->x, s->atty, s->ln, s->gateup, s->act, n);
 }
 
 static float *decode_scratch(step *s) {
@@ -150,7 +136,7 @@ int dl_model_decode(const dl_model *m, dl_kv_cache *kv, const int32_t *tokens, i
     // only the rows whose logits are wanted go through the final norm and lm_head
     int first = all_logits ? 0 : n - 1, rows = n - first;
     dl_rmsnorm_forward(s.ln, NULL, s.x + (size_t)first * c->C, P(m, m->lay.norm), rows, c->C, c->rms_eps);
-    linear(logits_out, s.ln, P(m, m->lay.lm_head), rows, c->C, c->V, 0);
+    dl_decode_linear(logits_out, s.ln, P(m, m->lay.lm_head), rows, c->C, c->V, 0);
     kv->pos += n;
     free(mem);
     return 0;
