@@ -14,10 +14,12 @@ Run: /usr/bin/python3 tools/make_fixtures.py   (Debian's python3-torch)
 import json
 import math
 import os
-import struct
 import sys
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_py import write_safetensors  # noqa: E402
 
 OUT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
 
@@ -130,25 +132,6 @@ def adamw_losses(p, inputs, targets, cfg, steps=10):
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
     return torch.tensor(out)
-
-
-def write_safetensors(path, tensors):
-    """8-byte LE header length, JSON header, raw little-endian data (the format, by hand)."""
-    header, blobs, off = {}, [], 0
-    for name, t in tensors:
-        t = t.detach().contiguous()
-        dtype = {torch.float32: "F32", torch.int32: "I32"}[t.dtype]
-        data = t.numpy().tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
-        blobs.append(data)
-        off += len(data)
-    hdr = json.dumps(header, separators=(",", ":")).encode()
-    hdr += b" " * (-len(hdr) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hdr)))
-        f.write(hdr)
-        for b in blobs:
-            f.write(b)
 
 
 def make(fx):

@@ -20,12 +20,14 @@ Per case i (metadata "case<i>" = "kind beta alpha tau ce_weight", "cases" = coun
 
 Run: /usr/bin/python3 tools/make_kd_fixtures.py   (Debian's python3-torch)
 """
-import json
 import os
-import struct
+import sys
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_py import write_safetensors  # noqa: E402
 
 OUT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures",
                                     "kd_fixtures.safetensors"))
@@ -114,23 +116,6 @@ def make_inputs(gen):
     rest[0] = 0.0
     rest[1] = -1e-4
     return z_s, z_t, targets, ids, logp, rest
-
-
-def write_safetensors(path, tensors, metadata):
-    header, blobs, off = {"__metadata__": metadata}, [], 0
-    for name, t in tensors:
-        dtype = {torch.float32: "F32", torch.int32: "I32"}[t.dtype]
-        data = t.contiguous().numpy().tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
-        blobs.append(data)
-        off += len(data)
-    hdr = json.dumps(header, separators=(",", ":")).encode()
-    hdr += b" " * (-len(hdr) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hdr)))
-        f.write(hdr)
-        for b in blobs:
-            f.write(b)
 
 
 def main():
