@@ -19,6 +19,7 @@ static const command COMMANDS[] = {
     {"serve", cmd_serve, "serve a model over an OpenAI-compatible HTTP API"},
     {"keys", cmd_keys, "create, list and revoke API keys of distil serve"},
     {"harvest", cmd_harvest, "collect completions and logprobs from an OpenAI-compatible API"},
+    {"audit", cmd_audit, "score the API keys in a serve usage log for harvesting"},
 };
 
 static void usage(FILE *out) {
