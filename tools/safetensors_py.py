@@ -11,8 +11,8 @@ def write_safetensors(path, tensors, metadata=None):
     header, blobs, off = ({"__metadata__": metadata} if metadata else {}), [], 0
     for name, t in tensors:
         t = t.detach().contiguous()
-        dtype = {torch.float32: "F32", torch.int32: "I32"}[t.dtype]
-        data = t.numpy().tobytes()
+        dtype = {torch.float32: "F32", torch.int32: "I32", torch.float16: "F16", torch.bfloat16: "BF16"}[t.dtype]
+        data = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes()  # numpy has no bf16
         header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
         blobs.append(data)
         off += len(data)

@@ -5,7 +5,8 @@
 
 static const char *SUMMARY =
     "Writes a model folder (config.json, model.safetensors, tokenizer.json) as a GGUF v3 file that\n"
-    "llama.cpp loads: architecture \"llama\", the byte-level BPE vocabulary, attn_q/attn_k rows\n"
+    "llama.cpp loads: architecture \"llama\", the vocabulary (a byte-level BPE as \"gpt2\", a\n"
+    "SentencePiece-style one as \"llama\" with scores and token types), attn_q/attn_k rows\n"
     "permuted for llama.cpp's RoPE. Norm weights stay f32 in every --dtype; with q8_0 a matrix\n"
     "whose rows are not a multiple of 32 is written as f16.";
 

@@ -77,9 +77,9 @@ static int add_view(dl_gguf_writer *w, const dl_model *m, int vi, dl_export_dtyp
     const float *src = m->params + v->offset;
     float *perm = NULL;
     int heads = conv_qk_heads(m, vi);
-    if (heads) {
+    if (heads) { /* a bias is permuted like the weight's rows, as a column */
         if (!(perm = malloc(v->numel * sizeof(float)))) return dl_fail(err, "out of memory");
-        dl_qk_to_gguf(src, perm, heads, m->cfg.C / m->cfg.NH, (size_t)v->shape[1]);
+        dl_qk_to_gguf(src, perm, heads, m->cfg.C / m->cfg.NH, v->ndim == 2 ? (size_t)v->shape[1] : 1);
         src = perm;
     }
     uint32_t type = v->ndim == 1 ? DL_GGML_F32 : matrix_type(dtype, ne[0], fallbacks);

@@ -33,7 +33,8 @@ static int pre_name(const json_t *pt, const char **out, dl_error *err) {
     const char *re = json_string_value(json_object_get(json_object_get(json_array_get(seq, 0), "pattern"), "Regex"));
     if (re && strcmp(re, CONV_GPT2_REGEX) == 0) *out = "gpt-2";
     else if (re && strcmp(re, CONV_LLAMA3_REGEX) == 0) *out = "llama-bpe";
-    else return dl_fail(err, "the pre-tokenizer regex is neither GPT-2's nor Llama 3's, so GGUF has no name for it");
+    else if (re && strcmp(re, CONV_QWEN2_REGEX) == 0) *out = "qwen2";
+    else return dl_fail(err, "the pre-tokenizer regex is not GPT-2's, Llama 3's or Qwen2's, so GGUF has no name for it");
     return 0;
 }
 
@@ -41,10 +42,13 @@ static int read_meta(const char *path, int n, vocab_meta *vm, dl_error *err) {
     json_t *root = dl_json_load(path, err);
     if (!root) return -1;
     int rc = pre_name(json_object_get(root, "pre_tokenizer"), &vm->pre, err);
-    if (rc == 0 && strcmp(vm->pre, "llama-bpe") == 0 &&
-        !json_is_true(json_object_get(json_object_get(root, "model"), "ignore_merges")))
-        dl_log("%s: llama.cpp tokenizes 'llama-bpe' with ignore_merges on, this tokenizer has it off: "
-               "a word that is itself a token may be split differently", path);
+    /* llama.cpp ignores merges for 'llama-bpe' and for no other pre-tokenizer */
+    int theirs = rc == 0 && strcmp(vm->pre, "llama-bpe") == 0;
+    int ours = json_is_true(json_object_get(json_object_get(root, "model"), "ignore_merges"));
+    if (rc == 0 && theirs != ours)
+        dl_log("%s: llama.cpp tokenizes '%s' with ignore_merges %s, this tokenizer has it %s: "
+               "a word that is itself a token may be split differently", path, vm->pre, theirs ? "on" : "off",
+               ours ? "on" : "off");
     vm->user = calloc((size_t)n + 1, 1);
     if (rc == 0 && !vm->user) rc = dl_fail(err, "out of memory");
     const json_t *added = json_object_get(root, "added_tokens");
@@ -130,6 +134,7 @@ static int write_special_ids(dl_gguf_writer *w, const dl_tokenizer *tok, const d
 
 int conv_write_vocab(dl_gguf_writer *w, const dl_tokenizer *tok, const char *tokenizer_json, const dl_config *cfg,
                      dl_error *err) {
+    if (dl_tok_is_spm(tok, NULL)) return conv_write_spm_vocab(w, tok, cfg, err);
     int n = dl_tok_vocab_size(tok);
     if (n > cfg->V)
         return dl_fail(err, "the tokenizer has %d tokens but the model's vocab_size is %d", n, cfg->V);

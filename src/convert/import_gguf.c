@@ -87,6 +87,9 @@ static int config_from_gguf(const dl_gguf_file *f, dl_config *c, dl_error *err) 
         return -1;
     c->rms_eps = (float)eps;
     c->tied = dl_gguf_find_tensor(f, "output.weight") == NULL;
+    /* llama.cpp's llama architecture takes optional attention biases; layer 0 tells which */
+    c->qkv_bias = dl_gguf_find_tensor(f, "blk.0.attn_q.bias") != NULL;
+    c->o_bias = dl_gguf_find_tensor(f, "blk.0.attn_output.bias") != NULL;
     if (get_token_id(f, "tokenizer.ggml.bos_token_id", c->V, &c->bos_id, err) ||
         get_token_id(f, "tokenizer.ggml.eos_token_id", c->V, &c->eos_id, err) || dl_config_validate(c, err))
         return -1;
@@ -181,7 +184,7 @@ static int load_params(dl_model *m, const gname *names, dl_error *err) {
         float *tmp = malloc(v->numel * sizeof(float));
         if (!tmp) return dl_fail(err, "out of memory");
         int rc = dl_gguf_tensor_to_f32(t, tmp, v->numel, err);
-        if (rc == 0) dl_qk_from_gguf(tmp, dst, heads, HS, (size_t)v->shape[1]);
+        if (rc == 0) dl_qk_from_gguf(tmp, dst, heads, HS, v->ndim == 2 ? (size_t)v->shape[1] : 1);
         free(tmp);
         if (rc) return -1;
     }

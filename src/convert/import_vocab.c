@@ -1,4 +1,5 @@
-/* GGUF tokenizer.ggml.* keys -> a Hugging Face tokenizer.json for a byte-level BPE ("gpt2").
+/* GGUF tokenizer.ggml.* keys -> a Hugging Face tokenizer.json for a byte-level BPE ("gpt2"; a
+ * SentencePiece-style "llama" vocabulary goes to gguf_spm.c).
  * Every string comes from an untrusted file: NULs, invalid UTF-8, duplicate spellings and
  * unknown token types are refused with the index of the offending entry. */
 #include "convert/internal.h"
@@ -24,8 +25,11 @@ static int pretokenizer(const dl_gguf_file *f, json_t **pt, int *ignore_merges, 
         *ignore_merges = 1; /* as llama.cpp does for this pre-tokenizer */
         *pt = json_pack("{s:s, s:[{s:s, s:{s:s}, s:s, s:b}, o]}", "type", "Sequence", "pretokenizers", "type", "Split",
                         "pattern", "Regex", CONV_LLAMA3_REGEX, "behavior", "Isolated", "invert", 0, bytelevel(0, 1, 0));
+    } else if (IS("qwen2")) {
+        *pt = json_pack("{s:s, s:[{s:s, s:{s:s}, s:s, s:b}, o]}", "type", "Sequence", "pretokenizers", "type", "Split",
+                        "pattern", "Regex", CONV_QWEN2_REGEX, "behavior", "Isolated", "invert", 0, bytelevel(0, 0, 0));
     } else {
-        return dl_fail(err, "tokenizer.ggml.pre '%.*s' is not supported (gpt-2, default, llama-bpe)",
+        return dl_fail(err, "tokenizer.ggml.pre '%.*s' is not supported (gpt-2, default, llama-bpe, qwen2)",
                        (int)(n > 64 ? 64 : n), s);
     }
 #undef IS
@@ -55,7 +59,7 @@ static int is_pad(const dl_gguf_kv *tokens, const dl_gguf_kv *types, uint64_t id
 
 /* The pads at the end fill the vocabulary up to the model's size; the tokenizer never makes
  * them, so they are left out of tokenizer.json (as before export). */
-static uint64_t strip_pads(const dl_gguf_kv *tokens, const dl_gguf_kv *types, uint64_t n) {
+uint64_t conv_strip_pads(const dl_gguf_kv *tokens, const dl_gguf_kv *types, uint64_t n) {
     while (n > 0 && is_pad(tokens, types, n - 1)) n--;
     return n;
 }
@@ -126,18 +130,18 @@ static json_t *root_json(json_t *added, json_t *pt, json_t *vocab, json_t *merge
                      "decoder", bytelevel(1, 1, 1), "model", model);
 }
 
-static int check_model(const dl_gguf_file *f, int *present, dl_error *err) {
-    *present = dl_gguf_find(f, "tokenizer.ggml.model") != NULL;
-    if (!*present) return 0;
+/* *kind: 0 no vocabulary, 1 "gpt2", 2 "llama" (SentencePiece-style, gguf_spm.c). */
+static int check_model(const dl_gguf_file *f, int *kind, dl_error *err) {
+    *kind = 0;
+    if (!dl_gguf_find(f, "tokenizer.ggml.model")) return 0;
     const char *s;
     size_t n;
     if (dl_gguf_get_str(f, "tokenizer.ggml.model", &s, &n, err)) return -1;
-    if (n == 4 && memcmp(s, "gpt2", 4) == 0) return 0;
-    if (n == 5 && memcmp(s, "llama", 5) == 0)
-        return dl_fail(err, "tokenizer.ggml.model 'llama' (SentencePiece) is not supported yet; "
-                            "only 'gpt2' (byte-level BPE)");
-    return dl_fail(err, "tokenizer.ggml.model '%.*s' is not supported; only 'gpt2' (byte-level BPE)",
-                   (int)(n > 64 ? 64 : n), s);
+    if (n == 4 && memcmp(s, "gpt2", 4) == 0) *kind = 1;
+    else if (n == 5 && memcmp(s, "llama", 5) == 0) *kind = 2;
+    else return dl_fail(err, "tokenizer.ggml.model '%.*s' is not supported; only 'gpt2' (byte-level BPE) and "
+                             "'llama' (SentencePiece-style)", (int)(n > 64 ? 64 : n), s);
+    return 0;
 }
 
 static int vocab_arrays(const dl_gguf_file *f, int V, const dl_gguf_kv **tokens, const dl_gguf_kv **types,
@@ -159,17 +163,18 @@ static int vocab_arrays(const dl_gguf_file *f, int V, const dl_gguf_kv **tokens,
 
 int conv_vocab_to_json(const dl_gguf_file *f, int V, json_t **out, dl_error *err) {
     *out = NULL;
-    int present;
+    int kind;
     const dl_gguf_kv *tokens, *types, *merges;
-    if (check_model(f, &present, err)) return -1;
-    if (!present) return 0;
+    if (check_model(f, &kind, err)) return -1;
+    if (kind == 0) return 0;
+    if (kind == 2) return conv_spm_vocab_to_json(f, V, out, err);
     if (vocab_arrays(f, V, &tokens, &types, &merges, err)) return -1;
     json_t *pt = NULL;
     int ignore_merges;
     if (pretokenizer(f, &pt, &ignore_merges, err)) return -1;
     json_t *vocab = json_object(), *added = json_array(), *jm = json_array();
     int rc = vocab && added && jm ? 0 : dl_fail(err, "out of memory");
-    if (rc == 0) rc = fill_vocab(tokens, types, strip_pads(tokens, types, tokens->n), vocab, added, err);
+    if (rc == 0) rc = fill_vocab(tokens, types, conv_strip_pads(tokens, types, tokens->n), vocab, added, err);
     if (rc == 0) rc = fill_merges(merges, jm, err);
     if (rc) {
         json_decref(pt);

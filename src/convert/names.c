@@ -11,6 +11,10 @@ static const struct {
     {"self_attn.k_proj.weight", "attn_k.weight"},
     {"self_attn.v_proj.weight", "attn_v.weight"},
     {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"self_attn.q_proj.bias", "attn_q.bias"},
+    {"self_attn.k_proj.bias", "attn_k.bias"},
+    {"self_attn.v_proj.bias", "attn_v.bias"},
+    {"self_attn.o_proj.bias", "attn_output.bias"},
     {"post_attention_layernorm.weight", "ffn_norm.weight"},
     {"mlp.gate_proj.weight", "ffn_gate.weight"},
     {"mlp.up_proj.weight", "ffn_up.weight"},
@@ -59,8 +63,9 @@ void dl_qk_from_gguf(const float *src, float *dst, int n_head, int head_size, si
 
 int conv_qk_heads(const dl_model *m, int vi) {
     for (int l = 0; l < m->cfg.L; l++) {
-        if (vi == m->lay.layers[l].wq) return m->cfg.NH;
-        if (vi == m->lay.layers[l].wk) return m->cfg.NKV;
+        const dl_layer_views *lv = &m->lay.layers[l];
+        if (vi == lv->wq || (lv->bq >= 0 && vi == lv->bq)) return m->cfg.NH;
+        if (vi == lv->wk || (lv->bk >= 0 && vi == lv->bk)) return m->cfg.NKV;
     }
     return 0;
 }

@@ -119,11 +119,12 @@ int dl_gguf_add_i32(dl_gguf_writer *w, const char *key, int32_t v, dl_error *err
 int dl_gguf_add_f32(dl_gguf_writer *w, const char *key, float v, dl_error *err);
 int dl_gguf_add_bool(dl_gguf_writer *w, const char *key, int v, dl_error *err);
 int dl_gguf_add_str(dl_gguf_writer *w, const char *key, const char *s, dl_error *err);
-/* An array of n elements of elem_type (DL_GGUF_STRING or DL_GGUF_I32), followed by exactly n
- * push calls before anything else is added. */
+/* An array of n elements of elem_type (DL_GGUF_STRING, DL_GGUF_I32 or DL_GGUF_F32), followed by
+ * exactly n push calls before anything else is added. */
 int dl_gguf_begin_arr(dl_gguf_writer *w, const char *key, uint32_t elem_type, uint64_t n, dl_error *err);
 int dl_gguf_push_str(dl_gguf_writer *w, const char *s, size_t len, dl_error *err);
 int dl_gguf_push_i32(dl_gguf_writer *w, int32_t v, dl_error *err);
+int dl_gguf_push_f32(dl_gguf_writer *w, float v, dl_error *err);
 
 /* Adds a tensor; nbytes must match the type and shape (ne[0] innermost). The data must stay
  * valid until dl_gguf_write; with take set the writer frees it (also on failure). */

@@ -112,7 +112,7 @@ int dl_gguf_add_str(dl_gguf_writer *w, const char *key, const char *s, dl_error 
 }
 
 int dl_gguf_begin_arr(dl_gguf_writer *w, const char *key, uint32_t elem_type, uint64_t n, dl_error *err) {
-    if (elem_type != DL_GGUF_STRING && elem_type != DL_GGUF_I32)
+    if (elem_type != DL_GGUF_STRING && elem_type != DL_GGUF_I32 && elem_type != DL_GGUF_F32)
         return dl_fail(err, "gguf: key '%s': arrays of %s are not supported by the writer", key,
                        dl_gguf_vtype_name(elem_type));
     if (begin_kv(w, key, DL_GGUF_ARRAY, err)) return -1;
@@ -139,6 +139,13 @@ int dl_gguf_push_str(dl_gguf_writer *w, const char *s, size_t len, dl_error *err
 int dl_gguf_push_i32(dl_gguf_writer *w, int32_t v, dl_error *err) {
     if (push_check(w, DL_GGUF_I32, err)) return -1;
     return put_u32(&w->kv, (uint32_t)v) ? oom(err) : 0;
+}
+
+int dl_gguf_push_f32(dl_gguf_writer *w, float v, dl_error *err) {
+    if (push_check(w, DL_GGUF_F32, err)) return -1;
+    uint32_t bits;
+    memcpy(&bits, &v, 4);
+    return put_u32(&w->kv, bits) ? oom(err) : 0;
 }
 
 /* ---- tensors --------------------------------------------------------------------------- */

@@ -37,6 +37,27 @@ const dl_st_tensor *dl_st_find(const dl_st_file *f, const char *name);
 /* Converts a tensor of any float dtype (F32, F16, BF16) to float32; n must equal numel. */
 int dl_st_read_f32(const dl_st_tensor *t, float *out, size_t n, dl_error *err);
 
+/* ---- a model folder's weights (safetensors_set.c) ------------------------------------------
+ * model.safetensors, or when the folder has none, the shards that model.safetensors.index.json
+ * names ({"metadata": {...}, "weight_map": {tensor: shard file}}). Shard names are plain file
+ * names in the folder (no path separator, no ".."); every shard is mapped and checked as
+ * dl_st_open does; every tensor is in exactly one shard, the one the index says, and every
+ * tensor the index lists is there. At most 4096 shards. */
+typedef struct dl_st_set {
+    dl_st_file *files;
+    int n_files;
+    const dl_st_tensor **tensors; /* all tensors of all files, sorted by name */
+    size_t n;
+    char source[4096]; /* the path of model.safetensors or of the index, for messages */
+} dl_st_set;
+
+#define DL_ST_INDEX_NAME "model.safetensors.index.json"
+int dl_st_set_open(dl_st_set *s, const char *dir, dl_error *err);
+void dl_st_set_close(dl_st_set *s);
+const dl_st_tensor *dl_st_set_find(const dl_st_set *s, const char *name);
+/* Whether dir holds model.safetensors or an index (says nothing of their validity). */
+int dl_st_set_exists(const char *dir);
+
 /* Writes tensors (name, dtype, ndim, shape, data, nbytes set by the caller) atomically.
  * metadata: optional string->string pairs (NULL-terminated key, value, key, value, ...). */
 int dl_st_write(const char *path, const dl_st_tensor *tensors, int n, const char *const *metadata,

@@ -82,7 +82,7 @@ static void layer_step(const dl_model *m, dl_kv_cache *kv, step *s, int l) {
     const dl_layer_views *lv = &m->lay.layers[l];
     int n = s->n, C = s->C, KVD = s->NKV * s->HS;
     dl_rmsnorm_forward(s->ln, NULL, s->x, P(m, lv->ln1), n, C, m->cfg.rms_eps);
-    dl_decode_linear(s->qkv, s->ln, P(m, lv->wq), n, C, s->QKV, 0);
+    dl_decode_linear(s->qkv, s->ln, P(m, lv->wq), dl_bias_view(m, lv->bq), n, C, s->QKV, 0);
     dl_rope_forward(s->qkv, 1, n, s->NH, s->HS, (size_t)s->QKV, s->pos, kv->rope_cos, kv->rope_sin);
     dl_rope_forward(s->qkv + C, 1, n, s->NKV, s->HS, (size_t)s->QKV, s->pos, kv->rope_cos, kv->rope_sin);
     float *kc = kv->k + (size_t)l * kv->max_T * KVD, *vc = kv->v + (size_t)l * kv->max_T * KVD;
@@ -136,7 +136,7 @@ int dl_model_decode(const dl_model *m, dl_kv_cache *kv, const int32_t *tokens, i
     // only the rows whose logits are wanted go through the final norm and lm_head
     int first = all_logits ? 0 : n - 1, rows = n - first;
     dl_rmsnorm_forward(s.ln, NULL, s.x + (size_t)first * c->C, P(m, m->lay.norm), rows, c->C, c->rms_eps);
-    dl_decode_linear(logits_out, s.ln, P(m, m->lay.lm_head), rows, c->C, c->V, 0);
+    dl_decode_linear(logits_out, s.ln, P(m, m->lay.lm_head), NULL, rows, c->C, c->V, 0);
     kv->pos += n;
     free(mem);
     return 0;

@@ -43,7 +43,7 @@ static void layer_step(const dl_model *m, dl_kv_cache *const *kvs, batch_step *s
     const dl_layer_views *lv = &m->lay.layers[l];
     int B = s->B, C = s->C, KVD = s->NKV * s->HS;
     dl_rmsnorm_forward(s->ln, NULL, s->x, P(m, lv->ln1), B, C, m->cfg.rms_eps);
-    dl_decode_linear(s->qkv, s->ln, P(m, lv->wq), B, C, s->QKV, 0);
+    dl_decode_linear(s->qkv, s->ln, P(m, lv->wq), dl_bias_view(m, lv->bq), B, C, s->QKV, 0);
     for (int b = 0; b < B; b++) {
         dl_kv_cache *kv = kvs[b];
         float *row = s->qkv + (size_t)b * s->QKV;
@@ -105,7 +105,7 @@ int dl_model_decode_batch(const dl_model *m, dl_kv_cache *const *kvs, const int3
     dl_embedding_forward(s.x, tokens, P(m, m->lay.embed), B, c->C, c->V);
     for (int l = 0; l < c->L; l++) layer_step(m, kvs, &s, l);
     dl_rmsnorm_forward(s.ln, NULL, s.x, P(m, m->lay.norm), B, c->C, c->rms_eps);
-    dl_decode_linear(logits_out, s.ln, P(m, m->lay.lm_head), B, c->C, c->V, 0);
+    dl_decode_linear(logits_out, s.ln, P(m, m->lay.lm_head), NULL, B, c->C, c->V, 0);
     for (int b = 0; b < B; b++) kvs[b]->pos++;
     free(mem);
     return 0;

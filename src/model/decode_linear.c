@@ -1,5 +1,6 @@
 /* Linear layers for decoding and the post-attention half of a layer, shared by decode.c and
  * decode_batch.c. */
+#include "bias.h"
 #include "decode_internal.h"
 #include "ops/ops.h"
 #include <cblas.h>
@@ -84,13 +85,15 @@ static void few_rows_matmul(float *out, const float *inp, const float *w, int B,
 
 #define FEW_ROWS 32 /* above this, sgemm's packing pays for itself */
 
-void dl_decode_linear(float *out, const float *inp, const float *w, int B, int IC, int OC, int accumulate) {
+void dl_decode_linear(float *out, const float *inp, const float *w, const float *bias, int B, int IC, int OC,
+                      int accumulate) {
     if (B == 1)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, IC, 1.0f, w, IC, inp, 1, accumulate ? 1.0f : 0.0f, out, 1);
     else if (B <= FEW_ROWS)
         few_rows_matmul(out, inp, w, B, IC, OC, accumulate);
     else
         dl_matmul_forward(out, inp, w, B, IC, OC, accumulate);
+    if (bias) dl_bias_forward(out, bias, B, OC);
 }
 
 static const float *P(const dl_model *m, int view) { return m->params + m->lay.views[view].offset; }
@@ -98,9 +101,9 @@ static const float *P(const dl_model *m, int view) { return m->params + m->lay.v
 void dl_decode_layer_tail(const dl_model *m, const dl_layer_views *lv, float *x, const float *atty, float *ln,
                           float *gateup, float *act, int n) {
     int C = m->cfg.C, F = m->cfg.F;
-    dl_decode_linear(x, atty, P(m, lv->wo), n, C, C, 1);
+    dl_decode_linear(x, atty, P(m, lv->wo), dl_bias_view(m, lv->bo), n, C, C, 1);
     dl_rmsnorm_forward(ln, NULL, x, P(m, lv->ln2), n, C, m->cfg.rms_eps);
-    dl_decode_linear(gateup, ln, P(m, lv->wgate), n, C, 2 * F, 0);
+    dl_decode_linear(gateup, ln, P(m, lv->wgate), NULL, n, C, 2 * F, 0);
     dl_swiglu_forward(act, gateup, gateup + F, n, F, (size_t)(2 * F));
-    dl_decode_linear(x, act, P(m, lv->wdown), n, F, C, 1);
+    dl_decode_linear(x, act, P(m, lv->wdown), NULL, n, F, C, 1);
 }

@@ -5,7 +5,9 @@
  * recomputed in the backward into shared scratch, which saves three (N,C)/(N,F) arrays a layer.
  *
  * The layout puts q,k,v and gate,up next to each other, so each pair (triple) is one matmul
- * with OC = QKV or 2F, and rows of its output are [q | k | v] and [gate | up]. */
+ * with OC = QKV or 2F, and rows of its output are [q | k | v] and [gate | up]; the q,k,v
+ * biases (when the config has them) are adjacent too, one bias of QKV floats. */
+#include "bias.h"
 #include "model.h"
 #include "ops/ops.h"
 #include <math.h>
@@ -88,14 +90,17 @@ static int act_sizes(const dims *d, int max_T, size_t sz[A_COUNT]) {
     return 0;
 }
 
-/* q,k,v and gate,up must be adjacent in the flat buffer for the fused matmuls. */
+/* b follows a in the flat buffer */
+static int adjacent(const dl_tensor_view *v, int a, int b) { return v[b].offset == v[a].offset + v[a].numel; }
+
+/* q,k,v (weights and biases) and gate,up must be adjacent in the flat buffer for the fused matmuls. */
 static int check_fused_layout(const dl_layout *lay, int L, dl_error *err) {
     const dl_tensor_view *v = lay->views;
     for (int l = 0; l < L; l++) {
         const dl_layer_views *lv = &lay->layers[l];
-        if (v[lv->wk].offset != v[lv->wq].offset + v[lv->wq].numel ||
-            v[lv->wv].offset != v[lv->wk].offset + v[lv->wk].numel ||
-            v[lv->wup].offset != v[lv->wgate].offset + v[lv->wgate].numel)
+        int bias_ok = lv->bq < 0 || (adjacent(v, lv->bq, lv->bk) && adjacent(v, lv->bk, lv->bv));
+        if (!adjacent(v, lv->wq, lv->wk) || !adjacent(v, lv->wk, lv->wv) || !adjacent(v, lv->wgate, lv->wup) ||
+            !bias_ok)
             return dl_fail(err, "parameter layout: layer %d q/k/v or gate/up views are not adjacent", l);
     }
     return 0;
@@ -165,11 +170,13 @@ static void layer_forward(dl_model *m, const dims *d, int l) {
     // attention block
     dl_rmsnorm_forward(a->ln, a->rstd1 + l * N, x, P(m, lv->ln1), (int)N, d->C, m->cfg.rms_eps);
     dl_matmul_forward(qkv, a->ln, P(m, lv->wq), (int)N, d->C, d->QKV, 0);
+    if (lv->bq >= 0) dl_bias_forward(qkv, P(m, lv->bq), (int)N, d->QKV);
     dl_rope_forward(qkv, d->B, d->T, d->NH, d->HS, d->QKV, 0, a->rope_cos, a->rope_sin);
     dl_rope_forward(qkv + C, d->B, d->T, d->NKV, d->HS, d->QKV, 0, a->rope_cos, a->rope_sin);
     dl_attention_forward(atty, att, qkv, d->B, d->T, d->NH, d->NKV, d->HS);
     memcpy(mid, x, N * C * sizeof(float));
     dl_matmul_forward(mid, atty, P(m, lv->wo), (int)N, d->C, d->C, 1);
+    if (lv->bo >= 0) dl_bias_forward(mid, P(m, lv->bo), (int)N, d->C);
     // mlp block
     dl_rmsnorm_forward(a->ln, a->rstd2 + l * N, mid, P(m, lv->ln2), (int)N, d->C, m->cfg.rms_eps);
     dl_matmul_forward(gateup, a->ln, P(m, lv->wgate), (int)N, d->C, 2 * d->F, 0);
@@ -230,11 +237,13 @@ static void layer_backward(dl_model *m, const dims *d, int l) {
     dl_rmsnorm_forward(a->ln, NULL, mid, P(m, lv->ln2), (int)N, d->C, m->cfg.rms_eps);
     dl_matmul_backward(a->dc, G(m, lv->wgate), a->dwide, a->ln, P(m, lv->wgate), (int)N, d->C, 2 * d->F);
     dl_rmsnorm_backward(a->dres, G(m, lv->ln2), a->dc, mid, P(m, lv->ln2), a->rstd2 + l * N, (int)N, d->C);
-    // attention block: mid = x + attention(rope(rmsnorm(x) Wqkv^T)) Wo^T
+    // attention block: mid = x + attention(rope(rmsnorm(x) Wqkv^T + bqkv)) Wo^T + bo
+    if (lv->bo >= 0) dl_bias_backward(G(m, lv->bo), a->dres, (int)N, d->C);
     dl_matmul_backward(a->dc, G(m, lv->wo), a->dres, atty, P(m, lv->wo), (int)N, d->C, d->C);
     dl_attention_backward(a->dwide, a->dc, qkv, att, d->B, d->T, d->NH, d->NKV, d->HS);
     dl_rope_backward(a->dwide, d->B, d->T, d->NH, d->HS, d->QKV, 0, a->rope_cos, a->rope_sin);
     dl_rope_backward(a->dwide + C, d->B, d->T, d->NKV, d->HS, d->QKV, 0, a->rope_cos, a->rope_sin);
+    if (lv->bq >= 0) dl_bias_backward(G(m, lv->bq), a->dwide, (int)N, d->QKV);
     dl_rmsnorm_forward(a->ln, NULL, x, P(m, lv->ln1), (int)N, d->C, m->cfg.rms_eps);
     dl_matmul_backward(a->dc, G(m, lv->wq), a->dwide, a->ln, P(m, lv->wq), (int)N, d->C, d->QKV);
     dl_rmsnorm_backward(a->dres, G(m, lv->ln1), a->dc, x, P(m, lv->ln1), a->rstd1 + l * N, (int)N, d->C);

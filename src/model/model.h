@@ -7,9 +7,13 @@
 #define DISTIL_MODEL_H
 
 #include "base/base.h"
+#include "formats/safetensors.h"
 
 /* ---- config (config.c) -------------------------------------------------------------------
- * Read from / written to a Hugging Face LlamaConfig config.json. */
+ * Read from a Hugging Face config.json of LlamaForCausalLM or Qwen2ForCausalLM (the same model
+ * with biases on q_proj, k_proj and v_proj); keys that would change the maths and are not
+ * supported (rope_scaling, sliding windows, another activation, MLP biases) are refused.
+ * Written back as a Llama config, or a Qwen2 one for a model with q/k/v biases only. */
 typedef struct dl_config {
     int V;      /* vocab_size */
     int C;      /* hidden_size */
@@ -22,6 +26,8 @@ typedef struct dl_config {
     float rope_theta; /* rope_theta */
     int tied;         /* tie_word_embeddings */
     int bos_id, eos_id; /* bos_token_id / eos_token_id, -1 when absent */
+    int qkv_bias;     /* q_proj, k_proj, v_proj have biases (Qwen2, or Llama's attention_bias) */
+    int o_bias;       /* o_proj has one too (Llama's attention_bias); needs qkv_bias */
 } dl_config;
 
 /* Checks that dimensions are positive and divide (C % NH, NH % NKV, head size even). */
@@ -33,8 +39,9 @@ int dl_config_load_any(const char *path_or_dir, dl_config *c, dl_error *err);
 
 /* ---- parameter layout (params.c) ---------------------------------------------------------
  * Every tensor is a named view (Hugging Face names, [out, in] row-major) into one flat float
- * buffer. The order is fixed: embed, then per layer (input_layernorm, q, k, v, o,
- * post_attention_layernorm, gate, up, down), then final norm, then lm_head when untied. */
+ * buffer. The order is fixed: embed, then per layer (input_layernorm, q, k, v, [q, k, v biases],
+ * o, [o bias], post_attention_layernorm, gate, up, down), then final norm, then lm_head when
+ * untied. The biases are there only when the config has them. */
 #define DL_NAME_MAX 96
 typedef struct dl_tensor_view {
     char name[DL_NAME_MAX];
@@ -46,6 +53,7 @@ typedef struct dl_tensor_view {
 
 typedef struct dl_layer_views {
     int ln1, wq, wk, wv, wo, ln2, wgate, wup, wdown; /* indices into dl_layout.views */
+    int bq, bk, bv, bo; /* bias views, -1 when the config has none */
 } dl_layer_views;
 
 typedef struct dl_layout {
@@ -77,7 +85,7 @@ typedef struct dl_model {
 /* Allocates params (zeroed) for cfg. */
 int dl_model_create(dl_model *m, const dl_config *cfg, dl_error *err);
 /* Initialises weights: normal(0, 0.02) for matrices and embeddings, scaled by
- * 1/sqrt(2L) for the residual projections (o_proj, down_proj); norms to 1. */
+ * 1/sqrt(2L) for the residual projections (o_proj, down_proj); norms to 1, biases to 0. */
 void dl_model_init_random(dl_model *m, uint64_t seed);
 void dl_model_free(dl_model *m);
 
@@ -127,10 +135,16 @@ int dl_model_decode_batch(const dl_model *m, dl_kv_cache *const *kvs, const int3
                           float *logits_out, dl_error *err);
 
 /* ---- folders (io.c) -------------------------------------------------------------------------
- * A model folder is a Hugging Face folder: config.json + model.safetensors (+ tokenizer.json,
- * which the model code does not read). */
+ * A model folder is a Hugging Face folder: config.json + model.safetensors, or the shards of
+ * model.safetensors.index.json (+ tokenizer.json, which the model code does not read). Weights
+ * may be F32, F16 or BF16. Tensors the config does not call for are refused, except
+ * rotary_emb.inv_freq and a tied model's lm_head.weight. */
 int dl_model_load(dl_model *m, const char *dir, dl_error *err);
-/* Writes config.json and model.safetensors into dir (created if needed), each atomically. */
+/* Whether dir holds weights (model.safetensors or an index), without reading them. */
+int dl_model_has_weights(const char *dir);
+/* Writes config.json and model.safetensors (F32) into dir (created if needed), each atomically. */
 int dl_model_save(const dl_model *m, const char *dir, dl_error *err);
+/* The same with the weights in dtype: DL_F32, DL_F16 or DL_BF16 (rounded to nearest even). */
+int dl_model_save_as(const dl_model *m, const char *dir, dl_dtype dtype, dl_error *err);
 
 #endif

@@ -19,7 +19,7 @@ int dl_layout_build(dl_layout *lay, const dl_config *c, dl_error *err) {
     memset(lay, 0, sizeof *lay);
     if (dl_config_validate(c, err)) return -1;
     int HS = c->C / c->NH, KVD = c->NKV * HS;
-    int max_views = 3 + 9 * c->L;
+    int max_views = 3 + 13 * c->L;
     lay->views = calloc((size_t)max_views, sizeof *lay->views);
     lay->layers = calloc((size_t)c->L, sizeof *lay->layers);
     if (!lay->views || !lay->layers) { dl_layout_free(lay); return dl_fail(err, "out of memory"); }
@@ -34,7 +34,14 @@ int dl_layout_build(dl_layout *lay, const dl_config *c, dl_error *err) {
         V_(wq, "self_attn.q_proj.weight", c->C, c->C);
         V_(wk, "self_attn.k_proj.weight", KVD, c->C);
         V_(wv, "self_attn.v_proj.weight", KVD, c->C);
+        lv->bq = lv->bk = lv->bv = lv->bo = -1;
+        if (c->qkv_bias) {
+            V_(bq, "self_attn.q_proj.bias", c->C, 0);
+            V_(bk, "self_attn.k_proj.bias", KVD, 0);
+            V_(bv, "self_attn.v_proj.bias", KVD, 0);
+        }
         V_(wo, "self_attn.o_proj.weight", c->C, c->C);
+        if (c->o_bias) { V_(bo, "self_attn.o_proj.bias", c->C, 0); }
         V_(ln2, "post_attention_layernorm.weight", c->C, 0);
         V_(wgate, "mlp.gate_proj.weight", c->F, c->C);
         V_(wup, "mlp.up_proj.weight", c->F, c->C);
@@ -78,7 +85,8 @@ void dl_model_init_random(dl_model *m, uint64_t seed) {
         const dl_tensor_view *v = &m->lay.views[i];
         float *p = m->params + v->offset;
         if (v->ndim == 1) {
-            for (size_t j = 0; j < v->numel; j++) p[j] = 1.0f;
+            float one = strstr(v->name, ".bias") ? 0.0f : 1.0f; /* biases start at 0, norm weights at 1 */
+            for (size_t j = 0; j < v->numel; j++) p[j] = one;
             continue;
         }
         int resid = strstr(v->name, "o_proj") || strstr(v->name, "down_proj");

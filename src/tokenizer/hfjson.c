@@ -5,6 +5,7 @@
  * model.vocab and added_tokens (as its trainer does), ByteLevel pre-tokenizer, post-processor
  * and decoder. We read that, the pair form of merges (["a", "b"]), and the pre-tokenizer
  * spelling of newer models: Sequence [Split(Regex, Isolated), ByteLevel(use_regex: false)].
+ * A model with byte_fallback true is SentencePiece-style and goes to spm_json.c.
  * The file is untrusted: every field is type-checked and every id range-checked, and anything
  * we would not encode the way HF does is refused with a message rather than half-supported. */
 #include "tokenizer/internal.h"
@@ -192,7 +193,6 @@ static int parse_model(dl_tokenizer *t, const json_t *model, dl_error *err) {
         return dl_fail(err, "model.unk_token: expected a string or null, got %s", dl_json_type_name(v));
     int flag;
     if (opt_bool(model, "byte_fallback", 0, &flag, "model", err)) return -1;
-    if (flag) return dl_fail(err, "model.byte_fallback: true is not supported (this is a byte-level BPE)");
     if (opt_bool(model, "fuse_unk", 0, &flag, "model", err)) return -1;
     if (opt_bool(model, "ignore_merges", 0, &t->ignore_merges, "model", err)) return -1;
 
@@ -355,15 +355,20 @@ done:
 
 static dl_tokenizer *parse_root(const json_t *root, dl_error *err) {
     if (expect(root, JSON_OBJECT, "top level", err)) return NULL;
+    if (json_is_true(json_object_get(json_object_get(root, "model"), "byte_fallback")))
+        return tok_spm_from_json(root, err); /* SentencePiece-style (spm_json.c) */
     const json_t *v = json_object_get(root, "version");
     if (v && !(json_is_string(v) && strcmp(json_string_value(v), "1.0") == 0)) {
         dl_fail(err, "version: expected \"1.0\"");
         return NULL;
     }
     v = json_object_get(root, "normalizer");
-    if (v && !json_is_null(v)) {
-        const json_t *ty = json_is_object(v) ? json_object_get(v, "type") : NULL;
-        dl_fail(err, "normalizer: only null is supported (got %s)", json_is_string(ty) ? json_string_value(ty) : dl_json_type_name(v));
+    const json_t *nty = json_is_object(v) ? json_object_get(v, "type") : NULL;
+    if (json_is_string(nty) && strcmp(json_string_value(nty), "NFC") == 0) { /* Qwen2's */
+        dl_log("tokenizer.json: normalizer NFC is not applied; input text is taken to be in NFC already");
+    } else if (v && !json_is_null(v)) {
+        dl_fail(err, "normalizer: only null and NFC are supported (got %s)",
+                json_is_string(nty) ? json_string_value(nty) : dl_json_type_name(v));
         return NULL;
     }
     if (parse_optional_bytelevel(json_object_get(root, "post_processor"), "post_processor", err)) return NULL;
@@ -460,9 +465,16 @@ static json_t *to_json(const dl_tokenizer *t) {
     return root;
 }
 
-int dl_tok_save(const dl_tokenizer *t, const char *path, dl_error *err) {
+json_t *dl_tok_to_json(const dl_tokenizer *t, dl_error *err) {
+    if (t->spm) return tok_spm_to_json(t, err);
     json_t *root = to_json(t);
-    if (!root) return dl_fail(err, "%s: cannot build the tokenizer JSON (out of memory?)", path);
+    if (!root) dl_fail(err, "cannot build the tokenizer JSON (out of memory?)");
+    return root;
+}
+
+int dl_tok_save(const dl_tokenizer *t, const char *path, dl_error *err) {
+    json_t *root = dl_tok_to_json(t, err);
+    if (!root) return dl_fail_ctx(err, "%s", path);
     int rc = dl_json_save(root, path, err);
     json_decref(root);
     return rc;

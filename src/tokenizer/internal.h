@@ -83,6 +83,21 @@ typedef struct tok_added {
 
 typedef struct tok_merge { int32_t a, b, c; } tok_merge; /* a + b -> c */
 
+/* What a SentencePiece-style tokenizer adds (spm.c); the dl_tokenizer keeps the merges, their
+ * ranks (pair -> group << 32 | c, tokens of equal score in one group), the added tokens and,
+ * in arena, the text each token decodes to. */
+typedef struct tok_spm {
+    dl_buf pieces;        /* the spelling of every token, back to back */
+    size_t *poff;         /* [n_vocab] offset in pieces */
+    uint32_t *plen;       /* [n_vocab] */
+    float *score;         /* [n_vocab] */
+    uint8_t *type;        /* [n_vocab] DL_TOK_* */
+    tok_strmap piece_ids; /* spelling -> id */
+    tok_strmap text_ids;  /* the text a token decodes to -> id (a normal token before a byte token) */
+    int32_t byte_tok[256];
+    dl_spm_opts o;
+} tok_spm;
+
 struct dl_tokenizer {
     int32_t n_vocab;
     dl_buf arena;      /* bytes of every token, back to back */
@@ -101,6 +116,7 @@ struct dl_tokenizer {
     tok_pretok_kind pretok;
     char *pattern;     /* NULL for PRETOK_NONE */
     pcre2_code *re;
+    tok_spm *spm;      /* NULL for a byte-level BPE */
 };
 
 /* An empty tokenizer with the GPT-2 pre-tokenizer and no tokens. */
@@ -114,6 +130,42 @@ int tok_set_token(dl_tokenizer *t, int32_t id, const void *p, size_t n, int kind
 /* Builds ranks, bytes_map (adding the regular tokens to what the caller put there), byte_id
  * and eot_id from the tables, and sorts added by id. Fails when a byte has no token. */
 int tok_finish(dl_tokenizer *t, dl_error *err);
+
+/* The merge loop of encode. sym[0..n) holds the ids of a piece's symbols; pairs are merged by
+ * t->ranks (lowest rank first, leftmost first among equal ranks) and the ids left are appended
+ * to out. The work arrays grow as needed and are reused across calls. */
+typedef struct tok_work {
+    int32_t *sym, *nxt, *prv; /* per symbol: token id (-1 once merged away), links */
+    uint64_t *heap;           /* rank << 32 | position, a min-heap */
+    size_t cap;
+} tok_work;
+int tok_work_grow(tok_work *w, size_t n);
+void tok_work_free(tok_work *w);
+int tok_bpe_merge(const dl_tokenizer *t, tok_work *w, size_t n, dl_ivec *out, dl_error *err);
+
+/* ---- SentencePiece-style model (spm.c, spm_json.c) ------------------------------------------ */
+/* The tokens of a SentencePiece-style tokenizer: scores, or (from tokenizer.json) merges. */
+typedef struct tok_spm_src {
+    int32_t n;
+    const char *const *piece;
+    const size_t *len;
+    const float *score;      /* NULL when merges are given */
+    const uint8_t *type;     /* NULL: inferred (see dl_tok_spm_new) */
+    const tok_merge *merges; /* in rank order, when score is NULL */
+    int32_t n_merges;
+    dl_spm_opts o;
+} tok_spm_src;
+dl_tokenizer *tok_spm_build(const tok_spm_src *src, dl_error *err);
+void tok_spm_free(tok_spm *s);
+int tok_spm_encode(const dl_tokenizer *t, const char *text, size_t len, int allow_special, dl_ivec *out,
+                   dl_error *err);
+int tok_spm_decode(const dl_tokenizer *t, const int32_t *ids, size_t n, dl_buf *out, dl_error *err);
+/* 1 when s[0..n) is "<0xXX>" (upper-case hex, as SentencePiece spells byte tokens); *byte set. */
+int tok_spm_byte_piece(const char *s, size_t n, int *byte);
+/* tokenizer.json (spm_json.c): read when model.byte_fallback is true, and write. */
+struct json_t;
+dl_tokenizer *tok_spm_from_json(const struct json_t *root, dl_error *err);
+struct json_t *tok_spm_to_json(const dl_tokenizer *t, dl_error *err);
 
 /* Calls fn for each pre-token of text[0..len) (added tokens are not looked for). */
 typedef int (*tok_piece_fn)(void *ctx, const char *p, size_t n);

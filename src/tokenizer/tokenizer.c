@@ -29,6 +29,7 @@ void dl_tok_free(dl_tokenizer *t) {
     free(t->added);
     free(t->pattern);
     if (t->re) pcre2_code_free(t->re);
+    tok_spm_free(t->spm);
     free(t);
 }
 
@@ -125,7 +126,9 @@ int dl_tok_id(const dl_tokenizer *t, const char *token) {
     for (int i = 0; i < t->n_added; i++)
         if (strcmp(t->added[i].content, token) == 0) return t->added[i].id;
     size_t n = strlen(token);
-    const tok_strent *e = tok_strmap_get(&t->bytes_map, token, n, tok_hash_bytes(token, n));
+    uint64_t h = tok_hash_bytes(token, n);
+    const tok_strent *e = tok_strmap_get(t->spm ? &t->spm->piece_ids : &t->bytes_map, token, n, h);
+    if (!e && t->spm) e = tok_strmap_get(&t->spm->text_ids, token, n, h); /* " the" as well as its piece */
     return e ? (int)e->val : -1;
 }
 
@@ -139,7 +142,9 @@ int dl_tok_merge(const dl_tokenizer *t, int rank, int *left, int *right) {
 int dl_tok_spelling(const dl_tokenizer *t, int id, dl_buf *out, dl_error *err) {
     if (id < 0 || id >= t->n_vocab || t->kind[id] == TOK_HOLE) return dl_fail(err, "token id %d out of range", id);
     const char *p = t->arena.data + t->off[id];
-    int rc = t->kind[id] == TOK_ADDED ? dl_buf_append(out, p, t->len[id]) : tok_bytes_to_bl(p, t->len[id], out);
+    int rc = t->spm                   ? dl_buf_append(out, t->spm->pieces.data + t->spm->poff[id], t->spm->plen[id])
+             : t->kind[id] == TOK_ADDED ? dl_buf_append(out, p, t->len[id])
+                                      : tok_bytes_to_bl(p, t->len[id], out);
     if (rc == 0) rc = dl_buf_append(out, "", 0); /* NUL-terminated even when empty */
     return rc ? dl_fail(err, "out of memory") : 0;
 }
@@ -285,9 +290,7 @@ typedef struct enc_ctx {
     int use_cache;
     tok_strmap cache; /* piece bytes -> offset in pool << 8 | number of ids */
     dl_ivec pool;
-    int32_t *sym, *nxt, *prv; /* per byte of the piece: token id (-1 once merged away), links */
-    uint64_t *heap;            /* rank << 32 | position, a min-heap */
-    size_t wcap;
+    tok_work w;
 } enc_ctx;
 
 static void heap_push(uint64_t *h, size_t *n, uint64_t x) {
@@ -316,61 +319,74 @@ static uint64_t heap_pop(uint64_t *h, size_t *n) {
     return top;
 }
 
-static int grow_work(enc_ctx *c, size_t n) {
-    if (n <= c->wcap) return 0;
-    size_t cap = c->wcap ? c->wcap : 64;
+int tok_work_grow(tok_work *w, size_t n) {
+    if (n <= w->cap) return 0;
+    size_t cap = w->cap ? w->cap : 64;
     while (cap < n) cap *= 2;
-    int32_t *s = realloc(c->sym, cap * sizeof *s);
-    if (s) c->sym = s;
-    int32_t *x = realloc(c->nxt, cap * sizeof *x);
-    if (x) c->nxt = x;
-    int32_t *p = realloc(c->prv, cap * sizeof *p);
-    if (p) c->prv = p;
-    uint64_t *h = realloc(c->heap, cap * 2 * sizeof *h);
-    if (h) c->heap = h;
+    int32_t *s = realloc(w->sym, cap * sizeof *s);
+    if (s) w->sym = s;
+    int32_t *x = realloc(w->nxt, cap * sizeof *x);
+    if (x) w->nxt = x;
+    int32_t *p = realloc(w->prv, cap * sizeof *p);
+    if (p) w->prv = p;
+    uint64_t *h = realloc(w->heap, cap * 2 * sizeof *h);
+    if (h) w->heap = h;
     if (!s || !x || !p || !h) return -1;
-    c->wcap = cap;
+    w->cap = cap;
     return 0;
+}
+
+void tok_work_free(tok_work *w) {
+    free(w->sym);
+    free(w->nxt);
+    free(w->prv);
+    free(w->heap);
+    memset(w, 0, sizeof *w);
 }
 
 /* Pushes the pair starting at i, if it is a merge, as rank << 32 | i. */
-static inline void push_pair(const dl_tokenizer *t, enc_ctx *c, size_t *nh, int32_t i, size_t n) {
+static inline void push_pair(const dl_tokenizer *t, tok_work *w, size_t *nh, int32_t i, size_t n) {
     if (i < 0) return;
-    int32_t j = c->nxt[i];
+    int32_t j = w->nxt[i];
     if ((size_t)j >= n) return;
-    int64_t v = tok_u64map_get(&t->ranks, tok_pair_key(c->sym[i], c->sym[j]));
-    if (v >= 0) heap_push(c->heap, nh, (uint64_t)v >> 32 << 32 | (uint32_t)i);
+    int64_t v = tok_u64map_get(&t->ranks, tok_pair_key(w->sym[i], w->sym[j]));
+    if (v >= 0) heap_push(w->heap, nh, (uint64_t)v >> 32 << 32 | (uint32_t)i);
 }
 
-/* Applies the merges to one piece, lowest rank first and leftmost first among equal ranks
- * (what HF tokenizers' BPE does), in O(n log n) so that a long piece stays cheap. */
-static int bpe_piece(enc_ctx *c, const unsigned char *p, size_t n) {
-    const dl_tokenizer *t = c->t;
-    if (n > INT32_MAX / 2) return dl_fail(c->err, "pre-token of %zu bytes is too long", n);
-    if (grow_work(c, n)) return dl_fail(c->err, "out of memory");
+/* Lowest rank first and leftmost first among equal ranks (what HF tokenizers' BPE does), in
+ * O(n log n) so that a long piece stays cheap. The heap never holds more than 2n entries:
+ * n - 1 pairs to start with, and each merge pops one and pushes at most two. */
+int tok_bpe_merge(const dl_tokenizer *t, tok_work *w, size_t n, dl_ivec *out, dl_error *err) {
     size_t nh = 0;
     for (size_t i = 0; i < n; i++) {
-        c->sym[i] = t->byte_id[p[i]];
-        c->nxt[i] = (int32_t)i + 1;
-        c->prv[i] = (int32_t)i - 1;
+        w->nxt[i] = (int32_t)i + 1;
+        w->prv[i] = (int32_t)i - 1;
     }
-    for (size_t i = 0; i + 1 < n; i++) push_pair(t, c, &nh, (int32_t)i, n);
+    for (size_t i = 0; i + 1 < n; i++) push_pair(t, w, &nh, (int32_t)i, n);
     while (nh) {
-        uint64_t e = heap_pop(c->heap, &nh);
-        int32_t i = (int32_t)(uint32_t)e, j = c->nxt[i];
-        if (c->sym[i] < 0 || (size_t)j >= n) continue;
-        int64_t v = tok_u64map_get(&t->ranks, tok_pair_key(c->sym[i], c->sym[j]));
+        uint64_t e = heap_pop(w->heap, &nh);
+        int32_t i = (int32_t)(uint32_t)e, j = w->nxt[i];
+        if (w->sym[i] < 0 || (size_t)j >= n) continue;
+        int64_t v = tok_u64map_get(&t->ranks, tok_pair_key(w->sym[i], w->sym[j]));
         if (v < 0 || (uint64_t)v >> 32 != e >> 32) continue; /* stale: the pair here changed */
-        c->sym[i] = (int32_t)(uint32_t)v;
-        c->sym[j] = -1;
-        c->nxt[i] = c->nxt[j];
-        if ((size_t)c->nxt[j] < n) c->prv[c->nxt[j]] = i;
-        push_pair(t, c, &nh, c->prv[i], n);
-        push_pair(t, c, &nh, i, n);
+        w->sym[i] = (int32_t)(uint32_t)v;
+        w->sym[j] = -1;
+        w->nxt[i] = w->nxt[j];
+        if ((size_t)w->nxt[j] < n) w->prv[w->nxt[j]] = i;
+        push_pair(t, w, &nh, w->prv[i], n);
+        push_pair(t, w, &nh, i, n);
     }
-    for (size_t i = 0; i < n; i = (size_t)c->nxt[i])
-        if (dl_ivec_push(c->out, c->sym[i])) return dl_fail(c->err, "out of memory");
+    for (size_t i = 0; i < n; i = (size_t)w->nxt[i])
+        if (dl_ivec_push(out, w->sym[i])) return dl_fail(err, "out of memory");
     return 0;
+}
+
+/* Applies the merges to one pre-token, starting from its bytes. */
+static int bpe_piece(enc_ctx *c, const unsigned char *p, size_t n) {
+    if (n > INT32_MAX / 2) return dl_fail(c->err, "pre-token of %zu bytes is too long", n);
+    if (tok_work_grow(&c->w, n)) return dl_fail(c->err, "out of memory");
+    for (size_t i = 0; i < n; i++) c->w.sym[i] = c->t->byte_id[p[i]];
+    return tok_bpe_merge(c->t, &c->w, n, c->out, c->err);
 }
 
 static int encode_piece(void *vc, const char *s, size_t n) {
@@ -421,6 +437,7 @@ static int encode_added(void *vc, int idx) {
 
 int dl_tok_encode(const dl_tokenizer *t, const char *text, size_t len, int allow_special, dl_ivec *out,
                   dl_error *err) {
+    if (t->spm) return tok_spm_encode(t, text, len, allow_special, out, err);
     enc_ctx c = {.t = t, .out = out, .err = err};
     int rc = -1;
     if (t->re && !(c.md = pcre2_match_data_create_from_pattern(t->re, NULL))) {
@@ -445,16 +462,14 @@ done:
     if (c.md) pcre2_match_data_free(c.md);
     tok_strmap_free(&c.cache);
     dl_ivec_free(&c.pool);
-    free(c.sym);
-    free(c.nxt);
-    free(c.prv);
-    free(c.heap);
+    tok_work_free(&c.w);
     return rc;
 }
 
 /* ---- decode ------------------------------------------------------------------------------ */
 
 int dl_tok_decode(const dl_tokenizer *t, const int32_t *ids, size_t n, dl_buf *out, dl_error *err) {
+    if (t->spm) return tok_spm_decode(t, ids, n, out, err);
     for (size_t i = 0; i < n; i++) {
         int32_t id = ids[i];
         if (id < 0 || id >= t->n_vocab || t->kind[id] == TOK_HOLE)

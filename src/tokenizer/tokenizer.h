@@ -1,5 +1,6 @@
-/* tokenizer: byte-level BPE (GPT-2 style) with a PCRE2 pre-tokenizer and special tokens.
- * Reads and writes Hugging Face tokenizer.json. */
+/* tokenizer: byte-level BPE (GPT-2 style) with a PCRE2 pre-tokenizer and special tokens, and a
+ * SentencePiece-style BPE with scores and byte fallback (Llama 1/2, llama2.c). Reads and writes
+ * Hugging Face tokenizer.json. */
 #ifndef DISTIL_TOKENIZER_H
 #define DISTIL_TOKENIZER_H
 
@@ -16,7 +17,8 @@ typedef struct dl_tokenizer dl_tokenizer;
  * Ties between pairs of equal count go to the smallest (left id, right id). */
 dl_tokenizer *dl_tok_train(const char *text, size_t len, int vocab_size, const char *const *specials,
                            dl_error *err);
-/* Reads a Hugging Face tokenizer.json: model BPE (merges as "a b" or ["a", "b"]), pre-tokenizer
+/* Reads a Hugging Face tokenizer.json (a model with byte_fallback true is SentencePiece-style,
+ * see below): model BPE (merges as "a b" or ["a", "b"]), pre-tokenizer
  * ByteLevel or Sequence [Split(Regex, Isolated), ByteLevel(use_regex false)], decoder
  * ByteLevel, normalizer null, post-processor null or ByteLevel; all 256 bytes need a token.
  * Ids may leave a few gaps (unused ids, as cl100k has): they stay below 2 * tokens + 1024, and
@@ -24,7 +26,8 @@ dl_tokenizer *dl_tok_train(const char *text, size_t len, int vocab_size, const c
  * naming the field. */
 dl_tokenizer *dl_tok_load(const char *path, dl_error *err);
 /* Writes what HF tokenizers writes for a GPT-2 style tokenizer (merges in the "a b" form,
- * which every version reads). Saving a loaded tokenizer keeps its pre-tokenizer. */
+ * which every version reads), or for Llama 2's (SentencePiece-style, below). Saving a loaded
+ * tokenizer keeps its pre-tokenizer. */
 int dl_tok_save(const dl_tokenizer *t, const char *path, dl_error *err);
 void dl_tok_free(dl_tokenizer *t);
 
@@ -66,5 +69,58 @@ int dl_tok_pretokenize(const dl_tokenizer *t, const char *text, size_t len, dl_i
  * train` does. Returns the tokenizer (the caller frees it) or NULL. */
 dl_tokenizer *dl_tok_train_file(const char *corpus_path, int vocab_size, const char *const *specials,
                                 const char *out_path, dl_error *err);
+
+/* The tokenizer.json of t (a new reference, what dl_tok_save writes); NULL on failure. */
+struct json_t *dl_tok_to_json(const dl_tokenizer *t, dl_error *err);
+
+/* ---- SentencePiece-style BPE (spm.c) ----------------------------------------------------------
+ * The Llama 1/2 and llama2.c kind: BPE over Unicode characters ranked by scores, with byte
+ * fallback. Each run of text between added tokens is normalized (each space becomes U+2581,
+ * written _ here, and one _ is prepended when add_prefix is set), split into UTF-8 characters
+ * (a byte that is not part of a valid UTF-8 character is a character of its own), and each
+ * character that is not a token becomes its bytes as <0xXX> tokens. Then the adjacent pair
+ * whose concatenation is a normal token with the highest score is merged, again and again
+ * (ties: the leftmost pair). Control, unknown and user-defined tokens are added tokens:
+ * user-defined ones are always matched in text, the others only when specials are allowed (as
+ * for the byte-level BPE). The same API serves both kinds: dl_tok_token gives the text a token
+ * decodes to ("_the" -> " the", "<0x0A>" -> "\n", a control token its text), dl_tok_spelling
+ * its piece ("_the"), dl_tok_id takes an added token's text, a piece or the text a token
+ * decodes to (a normal token before a byte token: " " is "_", not "<0x20>"), dl_tok_eot_id is the
+ * eos id ("</s>"), dl_tok_merge lists the merges in rank order (every pair (a, b) of tokens with
+ * a + b a normal token, ranked by the score of a + b; equal scores by id). dl_tok_decode drops
+ * one leading space of its output when add_prefix is set (Hugging Face's Strip decoder), so
+ * decode(encode(text)) is text when text holds no added token and no U+2581. Encode never adds
+ * <s>: add_bos only travels to GGUF and tokenizer.json.
+ * As a tokenizer.json it takes the form Hugging Face uses for Llama 2: model BPE with
+ * byte_fallback, vocab and merges; normalizer Sequence [Prepend, Replace]; decoder Sequence
+ * [Replace, ByteFallback, Fuse, Strip]; post-processor TemplateProcessing (<s> first) when
+ * add_bos. Read back, a token's score is minus one minus the rank of the first merge that makes
+ * it: that encodes exactly as the original scores did when no two mergeable tokens shared one. */
+enum { DL_TOK_NORMAL = 1, DL_TOK_UNKNOWN = 2, DL_TOK_CONTROL = 3, DL_TOK_USER_DEFINED = 4, DL_TOK_UNUSED = 5,
+       DL_TOK_BYTE = 6 }; /* token types, numbered as in GGUF */
+
+typedef struct dl_spm_opts {
+    int unk_id, bos_id, eos_id; /* -1 when absent */
+    int add_prefix;             /* prepend U+2581 to each run of text (SentencePiece's add_dummy_prefix) */
+    int add_bos;                /* the model expects <s> first (kept for GGUF and tokenizer.json) */
+} dl_spm_opts;
+
+/* n tokens: pieces[i] (lens[i] bytes, valid UTF-8 without NUL, unique), scores[i] (finite) and
+ * types[i] (DL_TOK_*; NULL: <0xXX> pieces are bytes, the unk id unknown, bos and eos control,
+ * the rest normal). The 256 byte tokens <0x00>..<0xFF> must all be there. */
+dl_tokenizer *dl_tok_spm_new(int n, const char *const *pieces, const size_t *lens, const float *scores,
+                             const uint8_t *types, const dl_spm_opts *o, dl_error *err);
+/* 1 (and *o filled when o is not NULL) for a SentencePiece-style tokenizer, 0 for a byte-level BPE. */
+int dl_tok_is_spm(const dl_tokenizer *t, dl_spm_opts *o);
+/* The score of id (0 for a byte-level BPE or an id out of range). */
+float dl_tok_score(const dl_tokenizer *t, int id);
+/* DL_TOK_* of id: a byte-level BPE's added tokens are control (special) or user-defined, an
+ * unused id DL_TOK_UNUSED; 0 for an id out of range. */
+int dl_tok_type(const dl_tokenizer *t, int id);
+
+/* llama2.c's tokenizer.bin: int32 max_token_length, then per token a float32 score, an int32
+ * length and that many bytes (spaces spelt ' ', <s> and </s> as "\n<s>\n" and "\n</s>\n"),
+ * exactly n_vocab tokens (the file does not say how many; the checkpoint does). Little-endian. */
+dl_tokenizer *dl_tok_load_llama2c(const void *data, size_t len, int n_vocab, dl_error *err);
 
 #endif

@@ -46,10 +46,10 @@ static void test_model_errors(void) {
 }
 
 static void test_vocab_errors(void) {
-    IMPORT_FAILS("tokenizer.ggml.model 'llama' (SentencePiece) is not supported yet", .str_key = "tokenizer.ggml.model",
-                 .str_val = "llama");
+    IMPORT_FAILS("key 'tokenizer.ggml.scores' is missing", .str_key = "tokenizer.ggml.model", .str_val = "llama");
     IMPORT_FAILS("tokenizer.ggml.model 'bert' is not supported", .str_key = "tokenizer.ggml.model", .str_val = "bert");
-    IMPORT_FAILS("tokenizer.ggml.pre 'qwen2' is not supported", .str_key = "tokenizer.ggml.pre", .str_val = "qwen2");
+    IMPORT_FAILS("tokenizer.ggml.pre 'deepseek-llm' is not supported", .str_key = "tokenizer.ggml.pre",
+                 .str_val = "deepseek-llm");
     IMPORT_FAILS("key 'tokenizer.ggml.merges' is missing", .drop_key = "tokenizer.ggml.merges");
     IMPORT_FAILS("key 'tokenizer.ggml.tokens' is missing", .drop_key = "tokenizer.ggml.tokens");
     IMPORT_FAILS("token 0 has type BYTE", .bad_token_type = 1);

@@ -14,7 +14,7 @@ typedef struct fixture {
 } fixture;
 
 /* A float tensor of the fixture into a fresh buffer of exactly n floats (NULL if absent). */
-static float *fixture_f32(const fixture *fx, const char *name, size_t n) {
+static inline float *fixture_f32(const fixture *fx, const char *name, size_t n) {
     const dl_st_tensor *t = dl_st_find(&fx->st, name);
     dl_error err;
     float *out = malloc(n * sizeof(float) + 1);
@@ -26,7 +26,7 @@ static float *fixture_f32(const fixture *fx, const char *name, size_t n) {
     return out;
 }
 
-static int32_t *fixture_i32(const fixture *fx, const char *name, size_t n) {
+static inline int32_t *fixture_i32(const fixture *fx, const char *name, size_t n) {
     const dl_st_tensor *t = dl_st_find(&fx->st, name);
     if (!t || t->dtype != DL_I32 || t->numel != n) return NULL;
     int32_t *out = malloc(n * sizeof(int32_t));
@@ -35,7 +35,7 @@ static int32_t *fixture_i32(const fixture *fx, const char *name, size_t n) {
 }
 
 /* Opens tests/fixtures/<name>/, builds the model and copies every parameter in by HF name. */
-static int fixture_open(fixture *fx, const char *name) {
+static inline int fixture_open(fixture *fx, const char *name) {
     memset(fx, 0, sizeof *fx);
     char path[1024];
     dl_error err;
@@ -67,7 +67,7 @@ static int fixture_open(fixture *fx, const char *name) {
     return fx->inputs && fx->targets ? 0 : -1;
 }
 
-static void fixture_close(fixture *fx) {
+static inline void fixture_close(fixture *fx) {
     free(fx->inputs);
     free(fx->targets);
     dl_model_free(&fx->m);

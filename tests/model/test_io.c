@@ -176,7 +176,7 @@ static void test_errors(void) {
     remove(sub("nofile/model.safetensors"));
     EXPECT_LOAD_ERROR(sub("nofile"), "nofile/model.safetensors", "missing");
     CHECK(dl_write_file_atomic(sub("nofile/model.safetensors.index.json"), "{}", 2, &err) == 0);
-    EXPECT_LOAD_ERROR(sub("nofile"), "sharded", NULL);
+    EXPECT_LOAD_ERROR(sub("nofile"), "model.safetensors.index.json", "'weight_map' is missing");
     CHECK(dl_model_save(&m, sub("noconfig"), &err) == 0);
     remove(sub("noconfig/config.json"));
     EXPECT_LOAD_ERROR(sub("noconfig"), "noconfig/config.json", NULL);

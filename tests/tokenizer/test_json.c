@@ -341,7 +341,7 @@ static void test_malformed(void) {
     d = base_doc(0, 0); json_object_del(d, "model"); EXPECT_FAIL(d, "model: missing");
     d = base_doc(0, 0); json_object_set_new(d, "model", json_string("BPE")); EXPECT_FAIL(d, "model: expected an object");
     d = base_doc(0, 0); json_object_set_new(d, "version", json_string("2.0")); EXPECT_FAIL(d, "version");
-    d = base_doc(0, 0); json_object_set_new(d, "normalizer", json_pack("{s:s}", "type", "NFC")); EXPECT_FAIL(d, "normalizer");
+    d = base_doc(0, 0); json_object_set_new(d, "normalizer", json_pack("{s:s}", "type", "NFKC")); EXPECT_FAIL(d, "normalizer");
     d = base_doc(0, 0); json_object_del(d, "decoder"); EXPECT_FAIL(d, "decoder: missing");
     d = base_doc(0, 0); json_object_set_new(d, "decoder", json_pack("{s:s}", "type", "WordPiece")); EXPECT_FAIL(d, "decoder");
     d = base_doc(0, 0); json_object_set_new(d, "post_processor", json_pack("{s:s}", "type", "TemplateProcessing"));
@@ -369,7 +369,8 @@ static void test_malformed(void) {
     /* model fields */
     d = base_doc(0, 0); json_object_set_new(model_of(d), "type", json_string("WordPiece")); EXPECT_FAIL(d, "WordPiece");
     d = base_doc(0, 0); json_object_set_new(model_of(d), "type", json_integer(3)); EXPECT_FAIL(d, "model.type");
-    d = base_doc(0, 0); json_object_set_new(model_of(d), "byte_fallback", json_true()); EXPECT_FAIL(d, "byte_fallback");
+    d = base_doc(0, 0); json_object_set_new(model_of(d), "byte_fallback", json_true());
+    EXPECT_FAIL(d, "normalizer: a byte-fallback BPE needs"); /* read as SentencePiece-style, which this is not */
     d = base_doc(0, 0); json_object_set_new(model_of(d), "dropout", json_real(0.1)); EXPECT_FAIL(d, "dropout");
     d = base_doc(0, 0); json_object_set_new(model_of(d), "end_of_word_suffix", json_string("</w>"));
     EXPECT_FAIL(d, "end_of_word_suffix");

@@ -10,13 +10,18 @@ function ids(line) {
 }
 
 // Encodes each string with `distil tokenizer encode` in one run: the strings (which must not
-// hold <|endoftext|>) are joined by <|endoftext|>, which splits encoding into independent
-// pieces exactly as encoding each string alone; the output is cut at that token's id.
+// hold the separator) are joined by a special token, <|endoftext|> or, for a SentencePiece-style
+// vocabulary, </s>, which splits encoding into independent pieces exactly as encoding each
+// string alone; the output is cut at that token's id.
 export function distilEncodeAll(distil, tokPath, strings, scratchFile) {
-  writeFileSync(scratchFile, EOT);
-  const eot = ids(execFileSync(distil, ["tokenizer", "encode", "--tokenizer", tokPath, scratchFile], {encoding: "utf8"}));
-  if (eot.length !== 1) throw new Error(`${tokPath} has no ${EOT} token`);
-  writeFileSync(scratchFile, strings.join(EOT));
+  let sep, eot;
+  for (sep of [EOT, "</s>"]) {
+    writeFileSync(scratchFile, sep);
+    eot = ids(execFileSync(distil, ["tokenizer", "encode", "--tokenizer", tokPath, scratchFile], {encoding: "utf8"}));
+    if (eot.length === 1) break;
+  }
+  if (eot.length !== 1) throw new Error(`${tokPath} has neither ${EOT} nor </s>`);
+  writeFileSync(scratchFile, strings.join(sep));
   const out = ids(execFileSync(distil, ["tokenizer", "encode", "--tokenizer", tokPath, scratchFile],
     {encoding: "utf8", maxBuffer: 1 << 28}));
   const per = [[]];
