@@ -15,19 +15,27 @@ int cmd_demo(int argc, char **argv) {
         {"seed", FLAG_INT, &seed, "seed for weights, data order and samples (default 1)", 0, 0},
         {"samples", FLAG_INT, &o.samples, "prompts the teacher continues, at most 5 (default 3)", 0, 0},
         {"sample-tokens", FLAG_INT, &o.sample_tokens, "tokens per sample and per timed generation (default 60)", 0, 0},
+        {"harvest-prompts", FLAG_INT, &o.harvest_prompts, "prompts the served teacher answers (default 2048)", 0, 0},
+        {"harvest-tokens", FLAG_INT, &o.harvest_tokens, "tokens per harvested answer, at most 100 (default 48)", 0, 0},
+        {"bb-steps", FLAG_INT, &o.bb_steps, "black-box student updates (default 600)", 0, 0},
         {0},
     };
     int rc = cli_parse("demo",
                        "Trains a byte-level BPE tokenizer and a small Llama-style teacher on a corpus, shows samples,\n"
-                       "distils a student about a quarter its size from it (live teacher, forward KL), and prints a\n"
-                       "table of teacher vs student: parameters, validation loss, top-1 agreement with the teacher,\n"
-                       "generation tokens/s and a greedy sample from each. Writes everything under the run folder\n"
-                       "(model/ is the teacher, student/ the student).",
+                       "distils a student about a quarter its size from it (white-box: live teacher, forward KL), then\n"
+                       "serves the teacher on 127.0.0.1 (a free port, no key), harvests its answers with their top-10\n"
+                       "logprobs for prompts cut from the training text, distils a second student of the same size\n"
+                       "from that harvest alone (black-box), and prints a table of teacher vs both students:\n"
+                       "parameters, validation loss, top-1 agreement with the teacher, KL, generation tokens/s and a\n"
+                       "greedy sample from each. Writes everything under the run folder (model/ is the teacher,\n"
+                       "student/ the white-box student, student-bb/ the black-box one, harvest.jsonl its data).",
                        flags, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? 2 : 0;
     if (o.vocab_size < 260 || o.steps < 1 || o.student_steps < 1 || o.samples < 0 || o.sample_tokens < 1 || seed < 0)
         return cli_errorf("demo: --vocab-size must be >= 260, --steps, --student-steps and --sample-tokens >= 1, "
                           "--samples and --seed >= 0");
+    if (o.harvest_prompts < 2 || o.harvest_tokens < 1 || o.harvest_tokens > 100 || o.bb_steps < 1)
+        return cli_errorf("demo: --harvest-prompts must be >= 2, --harvest-tokens in 1..100, --bb-steps >= 1");
     o.seed = (uint64_t)seed;
     dl_error err;
     if (dl_demo_run(&o, &err)) return cli_error(&err);

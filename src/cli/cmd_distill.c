@@ -14,7 +14,15 @@ static const char SUMMARY[] =
     "  fkl  forward KL      rkl  reverse KL      jsd  generalized JSD (--beta; 0 = fkl, 1 = rkl)\n"
     "  skl  skew forward KL (--skew-alpha)       srkl skew reverse KL (--skew-alpha)     tv  total variation\n"
     "T = --temperature softens both distributions; the T^2 factor keeps gradient sizes comparable across T.\n"
-    "With a top-k cache the divergence is over K + 1 bins: the K ids and the rest of the mass.";
+    "With a top-k cache the divergence is over K + 1 bins: the K ids and the rest of the mass.\n"
+    "Black-box (--harvest OUT.jsonl of `distil harvest`, no --teacher, --cache or --data): the student learns the\n"
+    "teacher's completions with the prompts as context: cross-entropy on completion tokens (never on prompt\n"
+    "tokens), and where top logprobs were harvested and line up with the student's tokens, the top-k loss with\n"
+    "a rest bin as for a cache. The student's tokenizer: STUDENT_DIR/tokenizer.json or --tokenizer (the teacher's\n"
+    "tokenizer.json aligns every position). Each record is one window of --seq-len tokens (longer ones are cut,\n"
+    "shorter ones padded); every 10th is held out for val_loss and val_agreement (student argmax vs the teacher's\n"
+    "top logprob). A --ce-weight of 0.1-0.2 helps: the rest bin says how much mass lies outside the top-k, the\n"
+    "sampled tokens say where. The tokenized harvest is written to OUT/harvest/.";
 
 typedef struct { char steps[96], batch[96], seq[96], lr[96], min_lr[96], warmup[96], eval[96], save[96]; } help_texts;
 
@@ -40,8 +48,11 @@ int cmd_distill(int argc, char **argv) {
     cli_flag flags[] = {
         {"teacher", FLAG_STR, &o.teacher, "teacher model folder (config.json, model.safetensors, tokenizer.json)", 0, 0},
         {"cache", FLAG_STR, &o.cache, "top-k teacher cache of DATA/train.bin (distil teacher-cache)", 0, 0},
+        {"harvest", FLAG_STR, &o.harvest, "black-box: a distil harvest OUT.jsonl instead of --teacher/--cache/--data",
+         0, 0},
+        {"tokenizer", FLAG_STR, &o.tokenizer, "--harvest: the student's tokenizer.json (default: STUDENT_DIR's)", 0, 0},
         {"student", FLAG_STR, &t->config, "student config.json, or a model folder to start from", 1, 0},
-        {"data", FLAG_STR, &t->data, "folder with train.bin, val.bin, tokenizer.json", 1, 0},
+        {"data", FLAG_STR, &t->data, "folder with train.bin, val.bin, tokenizer.json (not with --harvest)", 0, 0},
         {"out", FLAG_STR, &t->out, "run folder (created if needed)", 1, 0},
         {"loss", FLAG_STR, &loss, "fkl, rkl, jsd, skl, srkl or tv (default fkl)", 0, 0},
         {"temperature", FLAG_FLOAT, &o.kd.tau, "softens teacher and student; loss scaled by T^2 (default 1)", 0, 0},
@@ -74,6 +85,8 @@ int cmd_distill(int argc, char **argv) {
         {"log-interval", FLAG_INT, &t->log_interval, "steps between metrics.jsonl lines (default 10)", 0, 0},
         {"seed", FLAG_INT, &seed, "seed of the initial weights, data order and sampling (default 1337)", 0, 0},
         {"threads", FLAG_INT, &t->threads, "CPU threads, 0 = OpenMP default (default 0)", 0, 0},
+        {"dist-timeout", FLAG_INT, &t->dist_timeout, "under mpirun: seconds to wait for the other processes before "
+                                                     "stopping with an error, 0 = forever (default 300)", 0, 0},
         {"resume", FLAG_BOOL, &t->resume, "continue from the newest checkpoint in --out (fresh start if none)", 0, 0},
         {"stop-at", FLAG_INT, &t->stop_at, "stop after this step with a checkpoint, to --resume later", 0, 0},
         {0},

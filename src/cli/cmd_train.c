@@ -62,6 +62,8 @@ int cmd_train(int argc, char **argv) {
         {"log-interval", FLAG_INT, &o.log_interval, h.log, 0, 0},
         {"seed", FLAG_INT, &seed, h.seed, 0, 0},
         {"threads", FLAG_INT, &o.threads, "CPU threads, 0 = OpenMP default (default 0)", 0, 0},
+        {"dist-timeout", FLAG_INT, &o.dist_timeout, "under mpirun: seconds to wait for the other processes before "
+                                                    "stopping with an error, 0 = forever (default 300)", 0, 0},
         {"resume", FLAG_BOOL, &o.resume, "continue from the newest checkpoint in --out (fresh start if none)", 0, 0},
         {"stop-at", FLAG_INT, &o.stop_at, "stop after this step with a checkpoint, to --resume later (default 0: "
                                           "run to the end)", 0, 0},

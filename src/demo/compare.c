@@ -1,4 +1,4 @@
-/* The demo's closing table: teacher vs student on the same validation windows and prompt. */
+/* The demo's closing table: the teacher vs each student on the same validation windows and prompt. */
 #include "demo/demo.h"
 #include "eval/eval.h"
 #include "eval/generate.h"
@@ -52,45 +52,73 @@ static int side_generate(side *s, const char *prompt, int max_tokens, dl_error *
 
 /* One line of sample text: newlines shown as spaces so the table stays readable. */
 static void print_sample(const char *who, const char *prompt, const dl_buf *b) {
-    printf("%-8s %s", who, prompt);
+    printf("%s: %s", who, prompt);
     for (size_t i = 0; i < b->len; i++) putchar(b->data[i] == '\n' || b->data[i] == '\r' ? ' ' : b->data[i]);
     printf("\n");
 }
 
-static void print_table(const side *t, const side *s, const dl_eval_teacher_result *r) {
-    printf("\n%-28s %12s %12s\n", "", "teacher", "student");
-    printf("%-28s %12zu %12zu\n", "parameters", t->m.lay.total, s->m.lay.total);
-    printf("%-28s %12.4f %12.4f\n", "validation loss (nats)", t->val_loss, s->val_loss);
-    printf("%-28s %12.2f %12.2f\n", "validation perplexity", exp(t->val_loss), exp(s->val_loss));
-    printf("%-28s %12s %12.3f\n", "top-1 agreement w/ teacher", "1", r->agreement);
-    printf("%-28s %12s %12.4f\n", "KL(teacher || student)", "0", r->kl);
-    printf("%-28s %12.1f %12.1f\n", "generation tokens/s", t->tokens_per_s, s->tokens_per_s);
-    printf("(over %llu validation positions; greedy generation of %d and %d tokens)\n\n",
-           (unsigned long long)r->student.tokens, t->generated, s->generated);
+/* One row: the teacher's value (a number, or text when fmt is NULL) then each student's. */
+static void row(const char *what, const char *teacher_text, double teacher, const double *v, int n, const char *fmt) {
+    char cell[32];
+    printf("%-28s", what);
+    if (teacher_text) printf(" %12s", teacher_text);
+    else snprintf(cell, sizeof cell, fmt, teacher), printf(" %12s", cell);
+    for (int i = 0; i < n; i++) snprintf(cell, sizeof cell, fmt, v[i]), printf(" %12s", cell);
+    printf("\n");
 }
 
-int dl_demo_compare(const char *teacher_dir, const char *student_dir, const char *val_path, const char *prompt,
-                    int max_tokens, dl_error *err) {
-    side t, s;
+static void print_table(const side *t, const side *s, const dl_eval_teacher_result *r, const char *const *names,
+                        int n) {
+    double v[DL_DEMO_MAX_STUDENTS];
+    printf("\n%-28s %12s", "", "teacher");
+    for (int i = 0; i < n; i++) printf(" %12s", names[i]);
+    printf("\n");
+    for (int i = 0; i < n; i++) v[i] = (double)s[i].m.lay.total;
+    row("parameters", NULL, (double)t->m.lay.total, v, n, "%.0f");
+    for (int i = 0; i < n; i++) v[i] = s[i].val_loss;
+    row("validation loss (nats)", NULL, t->val_loss, v, n, "%.4f");
+    for (int i = 0; i < n; i++) v[i] = exp(s[i].val_loss);
+    row("validation perplexity", NULL, exp(t->val_loss), v, n, "%.2f");
+    for (int i = 0; i < n; i++) v[i] = r[i].agreement;
+    row("top-1 agreement w/ teacher", "1", 0, v, n, "%.3f");
+    for (int i = 0; i < n; i++) v[i] = r[i].kl;
+    row("KL(teacher || student)", "0", 0, v, n, "%.4f");
+    for (int i = 0; i < n; i++) v[i] = s[i].tokens_per_s;
+    row("generation tokens/s", NULL, t->tokens_per_s, v, n, "%.1f");
+    printf("(over %llu validation positions; greedy generation of %d tokens by the teacher",
+           (unsigned long long)r[0].student.tokens, t->generated);
+    for (int i = 0; i < n; i++) printf(", %d by the %s student", s[i].generated, names[i]);
+    printf(")\n\n");
+}
+
+int dl_demo_compare(const char *teacher_dir, const char *const *student_dirs, const char *const *names, int n,
+                    const char *val_path, const char *prompt, int max_tokens, dl_error *err) {
+    side t, s[DL_DEMO_MAX_STUDENTS];
+    dl_eval_teacher_result r[DL_DEMO_MAX_STUDENTS];
     dl_tokfile f;
     int rc = -1, have_f = 0;
+    if (n < 1 || n > DL_DEMO_MAX_STUDENTS) return dl_fail(err, "demo: 1 to %d students to compare", DL_DEMO_MAX_STUDENTS);
     memset(&t, 0, sizeof t);
-    memset(&s, 0, sizeof s);
-    if (side_load(&t, teacher_dir, err) || side_load(&s, student_dir, err)) goto done;
-    if (dl_tokfile_open(&f, val_path, err)) goto done;
+    memset(s, 0, sizeof s);
+    if (side_load(&t, teacher_dir, err) || dl_tokfile_open(&f, val_path, err)) goto done;
     have_f = 1;
-    dl_eval_teacher_result r;
-    if (dl_eval_teacher(&s.m, &t.m, &f, EVAL_B, EVAL_T, EVAL_TOKENS, &r, err)) goto done;
-    t.val_loss = r.teacher_loss;
-    s.val_loss = r.student.mean_loss;
-    if (side_generate(&t, prompt, max_tokens, err) || side_generate(&s, prompt, max_tokens, err)) goto done;
-    print_table(&t, &s, &r);
-    print_sample("teacher:", prompt, &t.text);
-    print_sample("student:", prompt, &s.text);
+    for (int i = 0; i < n; i++) {
+        if (side_load(&s[i], student_dirs[i], err) ||
+            dl_eval_teacher(&s[i].m, &t.m, &f, EVAL_B, EVAL_T, EVAL_TOKENS, &r[i], err))
+            goto done;
+        s[i].val_loss = r[i].student.mean_loss;
+    }
+    t.val_loss = r[0].teacher_loss;
+    if (side_generate(&t, prompt, max_tokens, err)) goto done;
+    for (int i = 0; i < n; i++)
+        if (side_generate(&s[i], prompt, max_tokens, err)) goto done;
+    print_table(&t, s, r, names, n);
+    print_sample("teacher", prompt, &t.text);
+    for (int i = 0; i < n; i++) print_sample(names[i], prompt, &s[i].text);
     rc = 0;
 done:
     if (have_f) dl_tokfile_close(&f);
     side_free(&t);
-    side_free(&s);
+    for (int i = 0; i < n; i++) side_free(&s[i]);
     return rc;
 }

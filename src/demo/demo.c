@@ -1,4 +1,5 @@
-/* distil demo: tokenizer, data, teacher, samples, then a distilled student and the comparison. */
+/* distil demo: tokenizer, data, teacher, samples, then a white-box student, a black-box student
+ * (blackbox.c) and the comparison. */
 #include "demo/demo.h"
 #include "data/data.h"
 #include "distill/distill.h"
@@ -10,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEMO_BATCH 16
-#define DEMO_SEQ 128
 #define TABLE_PROMPT "And it came to pass"
 
 void dl_demo_opts_default(dl_demo_opts *o) {
@@ -24,6 +23,9 @@ void dl_demo_opts_default(dl_demo_opts *o) {
     o->seed = 1;
     o->samples = 3;
     o->sample_tokens = 60;
+    o->harvest_prompts = 2048;
+    o->harvest_tokens = 48;
+    o->bb_steps = 600;
 }
 
 int dl_demo_default_corpus(char *path, size_t n, dl_error *err) {
@@ -95,16 +97,15 @@ static int show_samples(const char *model_dir, const dl_demo_opts *o, dl_error *
     return rc;
 }
 
-/* Schedule and evaluation shared by both runs: warmup 5%, evaluations at quarters. */
-static void train_defaults(dl_train_opts *to, const dl_demo_opts *o, const char *cfg, const char *data,
-                           const char *out, int steps) {
+void dl_demo_train_defaults(dl_train_opts *to, const dl_demo_opts *o, const char *cfg, const char *data,
+                            const char *out, int steps) {
     dl_train_opts_default(to);
     to->config = cfg;
     to->data = data;
     to->out = out;
     to->steps = steps;
-    to->batch = DEMO_BATCH;
-    to->seq_len = DEMO_SEQ;
+    to->batch = DL_DEMO_BATCH;
+    to->seq_len = DL_DEMO_SEQ;
     to->lr = 2e-3;
     to->min_lr = 2e-4;
     to->warmup = steps / 20 > 0 ? steps / 20 : 1;
@@ -122,7 +123,7 @@ static int distil_student(const dl_demo_opts *o, const char *teacher, const char
                           const char *out, dl_error *err) {
     dl_distill_opts d;
     dl_distill_opts_default(&d);
-    train_defaults(&d.train, o, cfg, data, out, o->student_steps);
+    dl_demo_train_defaults(&d.train, o, cfg, data, out, o->student_steps);
     d.train.eval_interval = o->student_steps; // each evaluation runs the teacher too: once, at the end
     d.teacher = teacher;
     d.kd.kind = DL_KD_FKL;
@@ -134,6 +135,7 @@ static int distil_student(const dl_demo_opts *o, const char *teacher, const char
 
 typedef struct {
     char corpus[4096], tok[4096], data[4096], cfg[4096], model[4096], val[4096], scfg[4096], student[4096];
+    char db[4096], prompts[4096], harvest[4096], student_bb[4096];
 } demo_paths;
 
 static int make_paths(demo_paths *p, const dl_demo_opts *o, dl_error *err) {
@@ -148,9 +150,19 @@ static int make_paths(demo_paths *p, const dl_demo_opts *o, dl_error *err) {
         dl_path_join(p->model, sizeof p->model, o->out, "model", err) ||
         dl_path_join(p->val, sizeof p->val, p->data, "val.bin", err) ||
         dl_path_join(p->scfg, sizeof p->scfg, o->out, "student.json", err) ||
-        dl_path_join(p->student, sizeof p->student, o->out, "student", err))
+        dl_path_join(p->student, sizeof p->student, o->out, "student", err) ||
+        dl_path_join(p->db, sizeof p->db, o->out, "usage.sqlite", err) ||
+        dl_path_join(p->prompts, sizeof p->prompts, o->out, "prompts.jsonl", err) ||
+        dl_path_join(p->harvest, sizeof p->harvest, o->out, "harvest.jsonl", err) ||
+        dl_path_join(p->student_bb, sizeof p->student_bb, o->out, "student-bb", err))
         return -1;
     return 0;
+}
+
+/* The table: the teacher against the white-box and the black-box student. */
+static int compare(const demo_paths *p, const dl_demo_opts *o, dl_error *err) {
+    const char *dirs[2] = {p->student, p->student_bb}, *names[2] = {"white-box", "black-box"};
+    return dl_demo_compare(p->model, dirs, names, 2, p->val, TABLE_PROMPT, o->sample_tokens, err);
 }
 
 int dl_demo_run(const dl_demo_opts *o, dl_error *err) {
@@ -170,15 +182,17 @@ int dl_demo_run(const dl_demo_opts *o, dl_error *err) {
     if (write_configs(p.cfg, p.scfg, vocab, err)) return -1;
 
     dl_train_opts to;
-    train_defaults(&to, o, p.cfg, p.data, p.model, o->steps);
+    dl_demo_train_defaults(&to, o, p.cfg, p.data, p.model, o->steps);
     dl_log("demo: training the teacher, %d steps", o->steps);
     if (dl_train(&to, err)) return -1;
     if (show_samples(p.model, o, err)) return -1;
     double t1 = dl_now();
     if (distil_student(o, p.model, p.scfg, p.data, p.student, err)) return -1;
-    dl_log("demo: student distilled in %.0f s", dl_now() - t1);
-    if (dl_demo_compare(p.model, p.student, p.val, TABLE_PROMPT, o->sample_tokens, err)) return -1;
-    dl_log("demo: done in %.0f s; teacher in %s, student in %s (try: distil generate --model %s --prompt \"And God\")",
-           dl_now() - t0, p.model, p.student, p.student);
+    dl_log("demo: white-box student distilled in %.0f s", dl_now() - t1);
+    dl_demo_bb bb = {p.corpus, p.model, p.tok, p.scfg, p.db, p.prompts, p.harvest, p.student_bb};
+    if (dl_demo_blackbox(o, &bb, err) || compare(&p, o, err)) return -1;
+    dl_log("demo: done in %.0f s; teacher in %s, white-box student in %s, black-box student in %s, its harvest in %s "
+           "(try: distil generate --model %s --prompt \"And God\")",
+           dl_now() - t0, p.model, p.student, p.student_bb, p.harvest, p.student);
     return 0;
 }

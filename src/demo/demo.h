@@ -1,7 +1,10 @@
 /* demo: the main job end to end on one corpus — train a tokenizer, prepare data, train a small
- * teacher, show its samples, distil a student about a quarter its size from it, and print a
- * table of teacher vs student (parameters, validation loss, top-1 agreement, generation speed,
- * a greedy sample from each). It sits above train and distill (cli -> demo -> distill -> train). */
+ * teacher, show its samples, distil a student about a quarter its size from it (white-box: the
+ * teacher's weights run beside it), then serve the teacher on 127.0.0.1, harvest its answers
+ * (text and top logprobs) and distil a second student of the same size from the harvest alone
+ * (black-box: API access only), and print a table of teacher vs both students (parameters,
+ * validation loss, top-1 agreement, KL, generation speed, a greedy sample from each). It sits
+ * above distill, serve and harvest (cli -> demo -> distill -> train). */
 #ifndef DISTIL_DEMO_H
 #define DISTIL_DEMO_H
 
@@ -10,7 +13,8 @@
 typedef struct dl_demo_opts {
     const char *corpus; /* NULL: the KJV Bible that scripts/install-deps.sh writes */
     const char *out;    /* run folder: tokenizer.json, data/, config.json, model/ (teacher),
-                           student.json, student/ */
+                           student.json, student/ (white-box), prompts.jsonl, harvest.jsonl,
+                           usage.sqlite (the server's log), student-bb/ (black-box) */
     int vocab_size;
     int steps;          /* teacher training updates */
     int student_steps;  /* student distillation updates */
@@ -18,6 +22,9 @@ typedef struct dl_demo_opts {
     uint64_t seed;
     int samples;        /* how many prompts the teacher continues */
     int sample_tokens;  /* tokens per sample, and per greedy generation in the table */
+    int harvest_prompts; /* prompts the served teacher answers */
+    int harvest_tokens;  /* completion tokens per answer */
+    int bb_steps;        /* black-box student updates */
 } dl_demo_opts;
 
 void dl_demo_opts_default(dl_demo_opts *o);
@@ -28,10 +35,33 @@ int dl_demo_default_corpus(char *path, size_t n, dl_error *err);
 int dl_demo_run(const dl_demo_opts *o, dl_error *err);
 
 /* ---- the comparison (compare.c) ---------------------------------------------------------------
- * Loads both model folders, scores them on val_path (the student with dl_eval_teacher, so the
- * agreement is top-1 against the teacher), generates max_tokens greedily from prompt with each
- * (timed), and prints the table and both samples to stdout. */
-int dl_demo_compare(const char *teacher_dir, const char *student_dir, const char *val_path, const char *prompt,
-                    int max_tokens, dl_error *err);
+ * Loads the teacher and n students (names: their column titles), scores them on val_path (each
+ * student with dl_eval_teacher, so the agreement is top-1 against the teacher), generates
+ * max_tokens greedily from prompt with each (timed), and prints the table and the samples to
+ * stdout. At most DL_DEMO_MAX_STUDENTS. */
+#define DL_DEMO_MAX_STUDENTS 4
+int dl_demo_compare(const char *teacher_dir, const char *const *student_dirs, const char *const *names, int n,
+                    const char *val_path, const char *prompt, int max_tokens, dl_error *err);
+
+/* ---- inside src/demo ------------------------------------------------------------------------ */
+#define DL_DEMO_BATCH 16
+#define DL_DEMO_SEQ 128
+struct dl_train_opts;
+struct dl_serve_cfg;
+/* The schedule both students share (demo.c): warmup 5%, evaluations at quarters. */
+void dl_demo_train_defaults(struct dl_train_opts *to, const dl_demo_opts *o, const char *cfg, const char *data,
+                            const char *out, int steps);
+
+/* The black-box leg (blackbox.c): files it reads and writes. */
+typedef struct dl_demo_bb {
+    const char *corpus, *teacher, *tokenizer, *student_cfg; /* read */
+    const char *db, *prompts, *harvest, *student;            /* written */
+} dl_demo_bb;
+/* The server's configuration: the teacher on 127.0.0.1, a free port, no key. */
+void dl_demo_serve_cfg(struct dl_serve_cfg *c, const char *model_dir, const char *db_path);
+/* n prompts cut from lines spread over the training part of the corpus, as harvest JSONL. */
+int dl_demo_write_prompts(const char *corpus, const char *path, int n, dl_error *err);
+/* Prompts, the served teacher harvested, the black-box student distilled. */
+int dl_demo_blackbox(const dl_demo_opts *o, const dl_demo_bb *bb, dl_error *err);
 
 #endif

@@ -78,6 +78,7 @@ static int setup_rollout(kd_run *k, const dl_config *s, dl_error *err) {
     dl_sampler_cfg sc = {(float)o->gen_temperature, 0, 1.0f};
     k->gen_teacher = (dl_rollout){&k->teacher, &k->kv_teacher, NULL, k->V, P, sc};
     k->gen_student = k->gen_teacher;
+    k->gen_student.model = NULL; /* the student being trained, set for each batch (step.c) */
     k->gen_student.kv = &k->kv_student;
     if (!o->seq_kd && o->lmbda <= 0) return 0;
     int Vmax = k->teacher.cfg.V > s->V ? k->teacher.cfg.V : s->V;
@@ -92,11 +93,12 @@ static int setup_rollout(kd_run *k, const dl_config *s, dl_error *err) {
     return 0;
 }
 
-static int setup(kd_run *k, dl_error *err) {
+static int setup(kd_run *k, dl_distill_opts *run, dl_error *err) {
     const dl_distill_opts *o = k->o;
     char data_tok[4096];
     dl_config s;
     if (dl_distill_check_opts(o, err)) return -1;
+    if (o->harvest) return kd_harvest_setup(k, run, err);
     if (!o->train.data || !dl_is_dir(o->train.data))
         return dl_fail(err, "data folder %s does not exist", o->train.data ? o->train.data : "(none)");
     if (data_file(o, "tokenizer.json", data_tok, sizeof data_tok, err) || load_student_config(k, &s, data_tok, err))
@@ -116,21 +118,25 @@ static void teardown(kd_run *k) {
     free(k->layers);
     free(k->gen_logits), free(k->gen_in), free(k->gen_tg), free(k->gen_seq);
     free(k->ids), free(k->logp), free(k->rest);
+    kd_harvest_free(k);
 }
 
 int dl_distill(const dl_distill_opts *o, dl_error *err) {
     kd_run k;
+    dl_distill_opts run = *o; /* a harvest run points run.train.data at the folder it writes */
     memset(&k, 0, sizeof k);
-    k.o = o;
+    k.o = &run;
     if (o->train.threads > 0) dl_set_threads(o->train.threads);
-    int rc = setup(&k, err);
+    int rc = setup(&k, &run, err);
     if (rc == 0) {
-        dl_log("distilling %s into %s: loss %s, temperature %g, teacher %s%s%s", o->teacher ? o->teacher : "(cache)",
-               o->train.config, dl_kd_name(o->kd.kind), (double)o->kd.tau, k.have_cache ? "cache " : "live",
-               o->seq_kd ? ", sequence-level" : "", o->lmbda > 0 ? ", on-policy" : "");
+        const char *teacher = o->teacher ? o->teacher : o->harvest ? o->harvest : "(cache)";
+        const char *how = o->harvest ? "harvest" : k.have_cache ? "cache " : "live";
+        dl_log("distilling %s into %s: loss %s, temperature %g, teacher %s%s%s", teacher, o->train.config,
+               dl_kd_name(o->kd.kind), (double)o->kd.tau, how, o->seq_kd ? ", sequence-level" : "",
+               o->lmbda > 0 ? ", on-policy" : "");
         dl_train_hooks h;
         kd_hooks(&k, &h);
-        rc = dl_train_with_hooks(&o->train, &h, err);
+        rc = dl_train_with_hooks(&run.train, &h, err);
     }
     teardown(&k);
     return rc;

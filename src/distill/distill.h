@@ -28,6 +28,27 @@
  * (the prompt's own next tokens are masked). seq_kd and on-policy batches need a live teacher;
  * off-policy batches read the cache when one is given.
  *
+ * Under mpirun (train/dist.h) each rank runs the live teacher on its own rows of the global
+ * batch, reads the cache rows of its own windows, and samples the same generated rows one
+ * process would (each row's rng is keyed by its index in the global batch): N processes make
+ * the run one process makes with the same global batch.
+ *
+ * Black-box (harvest): the teacher is a harvest, the OUT.jsonl of `distil harvest` (its text and,
+ * when harvested, per-token top logprobs), and the student trains on the teacher's completions
+ * with the prompts as context: cross-entropy on every completion token (sequence-level KD),
+ * and at the positions where logprobs were harvested and line up with the student's tokens, the
+ * top-k loss of losses.h over those alternatives plus a rest bin, as with a cache ((1 - w) KD +
+ * w CE there). Prompt tokens are never targets. How lines become sequences, how teacher tokens
+ * map to student ids and which positions align: harvest_data.h. The harvest is read whole,
+ * checked line by line (a bad line is an error naming it) and written as a data folder
+ * RUN/harvest/ (train.bin, val.bin: one record per window of seq-len tokens, padded, so
+ * records never see each other; tokenizer.json), which the trainer reads as it reads any data
+ * folder, so batches, checkpoints and --resume work as for the other modes. Every 10th record
+ * is held out; evaluations report "val_loss" (cross-entropy over held-out completion tokens)
+ * and "val_agreement" (the student's argmax against the teacher's most likely harvested
+ * alternative, over positions that have one), and the log tells the counts (records, target
+ * tokens, positions with top-k targets, unaligned positions, unmapped alternatives).
+ *
  * Run folder: as `distil train` (see train/train.h); metrics lines add "kd", "ce" (the two terms
  * of the loss, means over the step) and "on_policy" (share of the step's micro-batches that were
  * the student's samples); with a live teacher, evaluations add "val_kl", "val_agreement",
@@ -54,6 +75,8 @@ typedef struct dl_distill_opts {
     double gen_temperature; /* sampling temperature of generated continuations (0: greedy) */
     int init_from_teacher; /* copy teacher layers, embeddings and final norm into the student */
     const char *layers;  /* "0,2,4": the teacher layers to copy, one per student layer; NULL: evenly spread */
+    const char *harvest; /* black-box: a distil harvest OUT.jsonl instead of a teacher, cache and data */
+    const char *tokenizer; /* harvest: the student's tokenizer.json (default: STUDENT_DIR/tokenizer.json) */
 } dl_distill_opts;
 
 void dl_distill_opts_default(dl_distill_opts *o);
@@ -72,6 +95,7 @@ uint64_t dl_tok_fingerprint(const dl_tokenizer *t);
 int dl_tok_fingerprint_file(const char *tokenizer_json, uint64_t *out, int *vocab, dl_error *err);
 /* The token file's ids, their count and width. */
 uint64_t dl_tokfile_fingerprint(const dl_tokfile *f);
+uint64_t dl_fingerprint_bytes(const void *p, size_t n);
 
 /* ---- teacher / student pairing (pair.c) ------------------------------------------------------ */
 /* Fails unless TEACHER_DIR/tokenizer.json and student_tokenizer describe the same tokenizer; the

@@ -47,6 +47,8 @@ int dl_tok_fingerprint_file(const char *tokenizer_json, uint64_t *out, int *voca
     return 0;
 }
 
+uint64_t dl_fingerprint_bytes(const void *p, size_t n) { return fnv(FNV_OFFSET, p, n); }
+
 uint64_t dl_tokfile_fingerprint(const dl_tokfile *f) {
     uint64_t h = fnv_u64(FNV_OFFSET, f->n_tokens);
     h = fnv_u64(h, (uint64_t)f->dtype_bytes);

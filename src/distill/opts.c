@@ -9,8 +9,22 @@ void dl_distill_opts_default(dl_distill_opts *o) {
     o->gen_temperature = 1.0;
 }
 
+/* Black-box runs have no teacher model: the modes that need one are refused by name. */
+static int check_harvest(const dl_distill_opts *o, dl_error *err) {
+    const char *other = o->teacher ? "--teacher" : o->cache ? "--cache" : o->train.data ? "--data" : o->seq_kd ? "--seq-kd"
+                        : o->lmbda > 0 ? "--lmbda" : o->init_from_teacher ? "--init-from-teacher"
+                        : o->layers ? "--layers" : NULL;
+    if (other)
+        return dl_fail(err, "distill: --harvest trains on a harvest alone; %s needs a teacher model and its data", other);
+    return dl_kd_check(&o->kd, err) ? dl_fail_ctx(err, "distill") : 0;
+}
+
 int dl_distill_check_opts(const dl_distill_opts *o, dl_error *err) {
-    if (!o->teacher && !o->cache) return dl_fail(err, "distill: a --teacher folder or a --cache file is required");
+    if (o->harvest) return check_harvest(o, err);
+    if (o->tokenizer) return dl_fail(err, "distill: --tokenizer is the student's tokenizer of a --harvest run");
+    if (!o->teacher && !o->cache)
+        return dl_fail(err, "distill: a --teacher folder, a --cache file or a --harvest file is required");
+    if (!o->train.data) return dl_fail(err, "distill: --data is required (the folder of distil data prepare)");
     if (dl_kd_check(&o->kd, err)) return dl_fail_ctx(err, "distill");
     if (!(o->lmbda >= 0 && o->lmbda <= 1)) return dl_fail(err, "distill: --lmbda must be in [0, 1] (got %g)", o->lmbda);
     if (!(o->gen_temperature >= 0 && isfinite(o->gen_temperature)))

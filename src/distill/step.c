@@ -2,6 +2,7 @@
  * the validation against the teacher, the student's initialisation and the saved state. */
 #include "eval/eval.h"
 #include "kdrun.h"
+#include "train/dist.h"
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -44,7 +45,8 @@ static int loss_live(kd_run *k, const dl_train_batch *b, const int32_t *in, cons
     return 0;
 }
 
-/* Cache: the rows of each window, read where the loader says the window starts. */
+/* Cache: the rows of each window, read where the loader says the window starts (a token position
+ * in train.bin, so under mpirun each rank reads the rows of its own windows). */
 static int loss_cache(kd_run *k, const dl_train_batch *b, const int32_t *tg, dl_kd_stats *st, dl_error *err) {
     int B = b->B, T = b->T, K = k->cache.K;
     for (int r = 0; r < B; r++) {
@@ -58,19 +60,42 @@ static int loss_cache(kd_run *k, const dl_train_batch *b, const int32_t *tg, dl_
     return dl_kd_topk(&k->o->kd, z, k->ids, k->logp, k->rest, K, tg, z, B * T, k->V, b->grad_scale, st, err);
 }
 
+/* Generated text, one row at a time, each row sampled with its own rng keyed by one draw of the
+ * run's rng and the row's place in the global batch (rank * B + r). So under mpirun every rank
+ * samples exactly the rows one process would for the same global batch, and the run's rng, which
+ * all ranks share, advances alike everywhere. */
+static int generate(kd_run *k, batch_kind kind, const dl_train_batch *b, dl_error *err) {
+    dl_rollout g = kind == BATCH_STUDENT_TEXT ? k->gen_student : k->gen_teacher;
+    if (kind == BATCH_STUDENT_TEXT) g.model = b->model; /* on-policy: the student as it is now writes */
+    uint64_t key = dl_rng_u64(b->rng);
+    size_t T = (size_t)b->T;
+    for (int r = 0; r < b->B; r++) {
+        dl_rng row;
+        dl_rng_seed(&row, key ^ (uint64_t)((int64_t)dl_dist_rank() * b->B + r));
+        if (dl_rollout_batch(&g, b->inputs + r * T, 1, b->T, &row, k->gen_seq, k->gen_in + r * T, k->gen_tg + r * T,
+                             err))
+            return -1;
+    }
+    return 0;
+}
+
+/* Under mpirun each rank computes the mean loss of its own rows and the trainer averages the
+ * ranks' gradients with equal weights: the mean over the global batch, since every rank's rows
+ * count alike (all T positions of a corpus row, T - P + 1 of a generated one). */
 static int micro_batch(void *user, const dl_train_batch *b, double *loss, dl_error *err) {
     kd_run *k = user;
     const int32_t *in = b->inputs, *tg = b->targets;
     batch_kind kind = pick_batch(k, b->rng);
     if (kind != BATCH_CORPUS) {
-        const dl_rollout *g = kind == BATCH_STUDENT_TEXT ? &k->gen_student : &k->gen_teacher;
-        if (dl_rollout_batch(g, b->inputs, b->B, b->T, b->rng, k->gen_seq, k->gen_in, k->gen_tg, err)) return -1;
+        if (generate(k, kind, b, err)) return -1;
         in = k->gen_in, tg = k->gen_tg;
     }
     if (isnan(dl_model_forward(b->model, in, NULL, b->B, b->T)))
         return dl_fail(err, "the student's forward failed (a token outside its vocabulary?)");
     dl_kd_stats st;
-    int rc = kind == BATCH_CORPUS && k->have_cache ? loss_cache(k, b, tg, &st, err) : loss_live(k, b, in, tg, &st, err);
+    int rc = k->harvest                           ? kd_harvest_loss(k, b, &st, err)
+             : kind == BATCH_CORPUS && k->have_cache ? loss_cache(k, b, tg, &st, err)
+                                                     : loss_live(k, b, in, tg, &st, err);
     if (rc) return -1;
     dl_model_backward_from_logits(b->model, b->model->logits);
     k->kd_sum += st.kd, k->ce_sum += st.ce;
@@ -82,8 +107,14 @@ static int micro_batch(void *user, const dl_train_batch *b, double *loss, dl_err
 static void step_metrics(void *user, char *out, size_t n) {
     kd_run *k = user;
     int m = k->n_micro > 0 ? k->n_micro : 1;
-    snprintf(out, n, ",\"kd\":%.9g,\"ce\":%.9g,\"on_policy\":%.4g", k->kd_sum / m, k->ce_sum / m,
-             (double)k->n_student / m);
+    /* every rank calls this once per update; on_policy is the same on all (the shared rng) */
+    double kd = dl_dist_mean_double(k->kd_sum / m), ce = dl_dist_mean_double(k->ce_sum / m);
+    int len = snprintf(out, n, ",\"kd\":%.9g,\"ce\":%.9g,\"on_policy\":%.4g", kd, ce, (double)k->n_student / m);
+    if (k->harvest && len > 0 && (size_t)len < n) { // share of the trained positions that had top-k targets
+        double share = dl_dist_mean_double(k->hv_rows > 0 ? (double)k->hv_topk / (double)k->hv_rows : 0.0);
+        snprintf(out + len, n - (size_t)len, ",\"topk_share\":%.4g", share);
+    }
+    k->hv_rows = k->hv_topk = 0;
     k->kd_sum = k->ce_sum = 0;
     k->n_micro = k->n_student = 0;
 }
@@ -91,6 +122,7 @@ static void step_metrics(void *user, char *out, size_t n) {
 static int evaluate(void *user, dl_model *m, const dl_tokfile *val, int B, int T, uint64_t max_tokens,
                     dl_eval_result *res, char *extra, size_t n, dl_error *err) {
     kd_run *k = user;
+    if (k->harvest) return kd_harvest_eval(k, m, B, T, max_tokens, res, extra, n, err);
     if (!k->have_teacher) return dl_eval_tokens(m, val, B, T, max_tokens, res, err);
     dl_eval_teacher_result r;
     if (dl_eval_teacher(m, &k->teacher, val, B, T, max_tokens, &r, err)) return -1;
@@ -115,15 +147,28 @@ static int init_model(void *user, dl_model *m, dl_error *err) {
 static json_t *state(void *user) {
     const kd_run *k = user;
     const dl_distill_opts *o = k->o;
-    return json_pack("{s:s, s:f, s:f, s:f, s:f, s:s, s:b, s:f, s:i}", "loss", dl_kd_name(o->kd.kind), "temperature",
-                     (double)o->kd.tau, "beta", (double)o->kd.beta, "skew_alpha", (double)o->kd.alpha, "ce_weight",
-                     (double)o->kd.ce_weight, "source", k->have_cache ? "cache" : "teacher", "seq_kd", o->seq_kd,
-                     "lmbda", o->lmbda, "prompt_len", k->gen_student.P);
+    const char *source = k->harvest ? "harvest" : k->have_cache ? "cache" : "teacher";
+    json_t *s = json_pack("{s:s, s:f, s:f, s:f, s:f, s:s, s:b, s:f, s:i}", "loss", dl_kd_name(o->kd.kind),
+                          "temperature", (double)o->kd.tau, "beta", (double)o->kd.beta, "skew_alpha",
+                          (double)o->kd.alpha, "ce_weight", (double)o->kd.ce_weight, "source", source, "seq_kd",
+                          o->seq_kd, "lmbda", o->lmbda, "prompt_len", k->gen_student.P);
+    if (s && k->harvest) {
+        char h[24];
+        snprintf(h, sizeof h, "%016llx", (unsigned long long)k->harvest->hash);
+        json_object_set_new(s, "harvest_fingerprint", json_string(h));
+    }
+    return s;
 }
 
 /* The objective may change on resume (as the learning rate may): say so. */
 static int check_state(void *user, json_t *saved, dl_error *err) {
     json_t *now = state(user);
+    json_t *hv = json_object_get(now, "harvest_fingerprint");
+    if (hv && !json_equal(hv, json_object_get(saved, "harvest_fingerprint"))) {
+        json_decref(now);
+        return dl_fail(err, "the harvest file is not the one this run was trained on (its fingerprint differs "
+                            "from the checkpoint's)");
+    }
     const char *key;
     json_t *v;
     json_object_foreach(now, key, v) {
@@ -135,7 +180,6 @@ static int check_state(void *user, json_t *saved, dl_error *err) {
         }
     }
     json_decref(now);
-    (void)err;
     return 0;
 }
 

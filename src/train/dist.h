@@ -18,6 +18,14 @@ void dl_dist_allreduce_mean(float *x, size_t n);
 double dl_dist_mean_double(double v);
 /* The largest v of any rank: ranks agree on a decision one of them made (a stop signal). */
 int dl_dist_max_int(int v);
+/* Every collective call below waits at most `seconds` (0: forever, the default) for the other
+ * ranks. Past that this process prints a distil: error naming the wait and exits 1, and mpirun
+ * then stops the whole job: a rank that died or hangs cannot keep the others waiting forever.
+ * (mpirun already stops the job when a rank exits or is killed; this covers one that hangs or
+ * is stopped, or a host that stopped answering.) */
+void dl_dist_set_timeout(int seconds);
+/* 1 when every rank holds the same n bytes at p (compared by a 64-bit hash), else 0. */
+int dl_dist_same_bytes(const void *p, size_t n);
 /* Leaves the job. failed != 0 aborts the whole job, so other ranks do not wait forever on a
  * collective call this rank will never make. */
 void dl_dist_finalize(int failed);

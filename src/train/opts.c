@@ -19,6 +19,7 @@ void dl_train_opts_default(dl_train_opts *o) {
         .save_interval = 500,
         .log_interval = 10,
         .seed = 1337,
+        .dist_timeout = 300,
     };
 }
 
@@ -42,6 +43,7 @@ int dl_train_check_opts(const dl_train_opts *o, dl_error *err) {
     if (o->eval_interval < 0 || o->save_interval < 0 || o->eval_tokens < 0 || o->stop_at < 0)
         return dl_fail(err, "train: eval-interval, eval-tokens, save-interval and stop-at must be >= 0");
     if (o->log_interval <= 0) return dl_fail(err, "train: log-interval must be positive (got %d)", o->log_interval);
+    if (o->dist_timeout < 0) return dl_fail(err, "train: dist-timeout must be >= 0 (got %d)", o->dist_timeout);
     if (o->threads < 0) return dl_fail(err, "train: threads must be >= 0 (got %d)", o->threads);
     return 0;
 }

@@ -37,6 +37,8 @@ typedef struct dl_train_opts {
     int resume;         /* continue from the newest checkpoint in OUT (start fresh if none) */
     int stop_at;        /* stop after this update with a checkpoint, as if interrupted (exit 0);
                            0: run to the end. For chunked jobs and tests. */
+    int dist_timeout;   /* under mpirun: seconds one rank waits for the others before the job
+                           stops with an error (a rank died or hangs); 0: wait forever */
 } dl_train_opts;
 
 /* Fills the defaults (the ones `distil train --help` shows); config/data/out are NULL. */

@@ -104,6 +104,10 @@ static int evaluate(loop *lp, dl_error *err) {
 static int checkpoint(loop *lp, dl_error *err) {
     dl_run *r = lp->r;
     if (lp->last_ckpt == r->step) return 0;
+    /* rank 0 writes weights every rank confirms it holds: a rank that died or drifted stops the
+     * run here, and the previous checkpoint stays the newest */
+    if (!dl_dist_same_bytes(r->model.params, r->model.lay.total * sizeof(float)))
+        return dl_fail(err, "step %ld: the MPI processes hold different weights; no checkpoint written", r->step);
     if (dl_dist_rank() != 0) { /* rank 0 writes it; all ranks hold the same weights and moments */
         lp->last_ckpt = r->step;
         return 0;
@@ -185,6 +189,7 @@ int dl_train_with_hooks(const dl_train_opts *o, const dl_train_hooks *h, dl_erro
     memset(&lp, 0, sizeof lp);
     if (!o) return dl_fail(err, "train: no options");
     if (o->threads > 0) dl_set_threads(o->threads);
+    dl_dist_set_timeout(o->dist_timeout);
     /* the other ranks repeat rank 0's lines; their errors still reach stderr through the caller */
     dl_log_level level = dl_log_get_level();
     if (dl_dist_rank() != 0) dl_log_set_level(DL_LOG_QUIET);

@@ -1,5 +1,6 @@
 /* distil demo end to end on a small generated corpus with tiny step counts: the teacher, the
- * distilled student, the comparison table and the files it promises; and bad corpora. */
+ * white-box student, the served teacher's harvest and the black-box student, the comparison
+ * table with both and the files it promises; and bad corpora and flags. */
 #include "cli_util.h"
 
 static char tmp[512], corpus[700], out[700];
@@ -38,21 +39,41 @@ static int file_nonempty(const char *dir, const char *name) {
 static void test_demo_runs(void) {
     char a[2000];
     snprintf(a, sizeof a, "demo --corpus %s --out %s --vocab-size 300 --steps 3 --student-steps 2 --samples 1 "
-                          "--sample-tokens 8 --threads 1 --seed 3", corpus, out);
+                          "--sample-tokens 8 --threads 1 --seed 3 --harvest-prompts 6 --harvest-tokens 8 --bb-steps 2",
+             corpus, out);
     run_result *r = run_distil(tmp, a);
     CHECK_MSG(r->status == 0 && !r->signaled, "status %d: %s", r->status, r->err);
-    static const char *const rows[] = {"teacher sample 1", "teacher", "student", "parameters", "validation loss",
-                                       "top-1 agreement", "generation tokens/s", "teacher: And it came to pass",
-                                       "student: And it came to pass", NULL};
+    static const char *const rows[] = {"teacher sample 1", "teacher", "white-box", "black-box", "parameters",
+                                       "validation loss", "top-1 agreement", "KL(teacher || student)",
+                                       "generation tokens/s", "teacher: And it came to pass",
+                                       "white-box: And it came to pass", "black-box: And it came to pass", NULL};
     for (const char *const *s = rows; *s; s++) CHECK_MSG(strstr(r->out, *s) != NULL, "'%s' missing: %s", *s, r->out);
-    /* the student has fewer parameters than the teacher: read both numbers off the table */
+    /* both students have fewer parameters than the teacher: read the numbers off the table */
     const char *pl = strstr(r->out, "parameters");
-    unsigned long tp = 0, sp = 0;
-    CHECK(pl && sscanf(pl + strlen("parameters"), "%lu %lu", &tp, &sp) == 2);
-    CHECK_MSG(sp > 0 && sp * 3 < tp, "teacher %lu student %lu parameters", tp, sp);
+    unsigned long tp = 0, sp = 0, bp = 0;
+    CHECK(pl && sscanf(pl + strlen("parameters"), "%lu %lu %lu", &tp, &sp, &bp) == 3);
+    CHECK_MSG(sp > 0 && sp * 3 < tp && bp == sp, "teacher %lu students %lu %lu parameters", tp, sp, bp);
+    /* a third column of numbers in the agreement row: the black-box student's */
+    const char *ag = strstr(r->out, "top-1 agreement w/ teacher");
+    double a1 = -1, a2 = -1;
+    CHECK(ag && sscanf(ag + strlen("top-1 agreement w/ teacher"), " 1 %lf %lf", &a1, &a2) == 2);
+    CHECK(a1 >= 0 && a1 <= 1 && a2 >= 0 && a2 <= 1);
+    /* the harvest: one answer per prompt, with logprobs, from the server the demo ran */
+    char hp[1600], *text = NULL;
+    size_t len = 0;
+    dl_error err;
+    snprintf(hp, sizeof hp, "%s/harvest.jsonl", out);
+    CHECK(dl_read_file(hp, &text, &len, &err) == 0 && len > 0);
+    int lines = 0;
+    for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
+    CHECK_MSG(lines == 6 && strstr(text, "\"top_logprobs\""), "%d harvest lines", lines);
+    free(text);
+    CHECK(strstr(r->err, "black-box student in") && strstr(r->err, "student-bb"));
     const char *files[] = {"tokenizer.json", "config.json", "student.json", "data/train.bin", "data/val.bin",
                            "model/model.safetensors", "model/tokenizer.json", "student/model.safetensors",
-                           "student/config.json", "student/metrics.jsonl", NULL};
+                           "student/config.json", "student/metrics.jsonl", "prompts.jsonl", "usage.sqlite",
+                           "student-bb/model.safetensors", "student-bb/metrics.jsonl", "student-bb/harvest/train.bin",
+                           NULL};
     for (const char **f = files; *f; f++) CHECK_MSG(file_nonempty(out, *f), "%s/%s missing", out, *f);
 }
 
@@ -70,8 +91,12 @@ static void test_demo_bad_input(void) {
     snprintf(a, sizeof a, "demo --corpus %s --out %s/bad3 --student-steps 0", corpus, tmp);
     r = run_distil(tmp, a);
     CHECK_CLEAN_ERROR(r, "--student-steps");
+    snprintf(a, sizeof a, "demo --corpus %s --out %s/bad4 --harvest-tokens 101", corpus, tmp);
+    r = run_distil(tmp, a);
+    CHECK_CLEAN_ERROR(r, "--harvest-tokens");
     r = run_distil(tmp, "demo --help");
-    CHECK(r->status == 0 && strstr(r->out, "--student-steps") && strstr(r->out, "student"));
+    CHECK(r->status == 0 && strstr(r->out, "--student-steps") && strstr(r->out, "--harvest-prompts") &&
+          strstr(r->out, "--bb-steps") && strstr(r->out, "black-box"));
 }
 
 int main(void) {
@@ -81,5 +106,7 @@ int main(void) {
     write_corpus(corpus);
     test_demo_bad_input();
     test_demo_runs();
+    dl_error err;
+    CHECK(dl_rm_rf(tmp, &err) == 0);
     TEST_MAIN_END();
 }
