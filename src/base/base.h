@@ -114,7 +114,7 @@ int dl_json_get_int(struct json_t *obj, const char *key, long long *out, dl_erro
 int dl_json_get_double(struct json_t *obj, const char *key, double *out, dl_error *err);
 int dl_json_get_bool(struct json_t *obj, const char *key, int *out, dl_error *err);
 /* "an object", "an array", "a string", "an integer", "a number", "a boolean" or "null", for
- * messages like "'x' must be a string, got an integer". */
+ * messages like "'x' must be a string, got an integer"; "nothing" for NULL (an absent key). */
 const char *dl_json_type_name(const struct json_t *v);
 /* Atomic write of a JSON value, pretty-printed with sorted keys off (insertion order). */
 int dl_json_save(struct json_t *v, const char *path, dl_error *err);

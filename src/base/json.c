@@ -15,6 +15,7 @@ json_t *dl_json_load(const char *path, dl_error *err) {
 }
 
 const char *dl_json_type_name(const json_t *v) {
+    if (!v) return "nothing"; /* json_object_get of an absent key */
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
     case JSON_ARRAY: return "an array";

@@ -66,7 +66,7 @@ int cmd_distill(int argc, char **argv) {
         {"gen-temperature", FLAG_DOUBLE, &o.gen_temperature, "sampling temperature of generated text, 0 = greedy "
                                                              "(default 1)", 0, 0},
         {"init-from-teacher", FLAG_BOOL, &o.init_from_teacher, "start from teacher layers, embeddings and norm (student "
-                                                               "as wide as the teacher)", 0, 0},
+                                                               "as wide as the teacher, with the same attention biases)", 0, 0},
         {"layers", FLAG_STR, &o.layers, "teacher layers to copy, e.g. 0,2,4 (default: spread evenly)", 0, 0},
         {"steps", FLAG_INT, &t->steps, h.steps, 0, 0},
         {"batch", FLAG_INT, &t->batch, h.batch, 0, 0},

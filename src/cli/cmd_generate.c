@@ -1,7 +1,6 @@
 /* distil generate: continue a prompt with a model folder's model and tokenizer. */
 #include "cli.h"
 #include "eval/generate.h"
-#include <string.h>
 
 static const char *SUMMARY =
     "Prints the prompt, then streams the model's continuation to stdout token by token.\n"
@@ -15,28 +14,12 @@ static int print_token(const char *text, size_t len, void *user) {
     return ferror(stdout) ? 1 : 0; /* a closed pipe stops generation */
 }
 
-/* --ids: the generated token ids instead of their text. The library hands over a token's
- * bytes, and byte strings are unique among a BPE vocabulary's tokens, so the bytes name the id
- * (special tokens end generation and never arrive here). A row past the tokenizer's
- * vocabulary (a padded model) arrives as U+FFFD, which names no id: it prints as -1. */
-typedef struct ids_out {
-    const dl_tokenizer *tok;
-    int n;
-} ids_out;
-
-static int token_id_of(const dl_tokenizer *tok, const char *text, size_t len) {
-    int V = dl_tok_vocab_size(tok);
-    for (int id = 0; id < V; id++) {
-        size_t l;
-        const char *s = dl_tok_token(tok, id, &l);
-        if (s && l == len && !dl_tok_is_special(tok, id) && memcmp(s, text, len) == 0) return id;
-    }
-    return -1; /* a padded row without text */
-}
-
-static int print_id(const char *text, size_t len, void *user) {
-    ids_out *o = user;
-    printf(o->n++ ? " %d" : "%d", token_id_of(o->tok, text, len));
+/* --ids: the generated token ids instead of their text, as the library hands them over (their
+ * bytes would not always name them: see dl_token_id_fn). */
+static int print_id(int32_t id, const char *text, size_t len, void *user) {
+    (void)text, (void)len;
+    int *n = user;
+    printf((*n)++ ? " %d" : "%d", (int)id);
     fflush(stdout);
     return ferror(stdout) ? 1 : 0;
 }
@@ -59,9 +42,9 @@ static int run(const char *dir, const char *prompt, int max_tokens, const dl_sam
     if (!want_ids) fputs(prompt, stdout);
     fflush(stdout);
     dl_generate_result res;
-    ids_out ids = {tok, 0};
-    int rc = dl_generate(&m, tok, prompt, max_tokens, scfg, seed, want_ids ? print_id : print_token,
-                         want_ids ? &ids : NULL, &res, &err);
+    int n_ids = 0;
+    int rc = want_ids ? dl_generate_ids(&m, tok, prompt, max_tokens, scfg, seed, print_id, &n_ids, &res, &err)
+                      : dl_generate(&m, tok, prompt, max_tokens, scfg, seed, print_token, NULL, &res, &err);
     fputc('\n', stdout);
     fflush(stdout);
     dl_tok_free(tok);
@@ -85,7 +68,7 @@ int cmd_generate(int argc, char **argv) {
         {"top-p", FLAG_FLOAT, &top_p, "sample among the most likely tokens holding this mass (default 1.0)", 0, 0},
         {"seed", FLAG_INT, &seed, "random seed: the same seed gives the same text (default 0)", 0, 0},
         {"threads", FLAG_INT, &threads, "CPU threads (default: all cores)", 0, 0},
-        {"ids", FLAG_BOOL, &want_ids, "print the generated token ids on one line instead of the text (-1: a padded row)", 0, 0},
+        {"ids", FLAG_BOOL, &want_ids, "print the generated token ids on one line instead of the text", 0, 0},
         {NULL, 0, NULL, NULL, 0, 0},
     };
     int rc = cli_parse("generate", SUMMARY, flags, argc, argv, NULL, 0, NULL);

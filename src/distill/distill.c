@@ -1,6 +1,7 @@
 /* distil distill: every check that can fail happens here, before the first update; then the
  * trainer runs with the hooks of step.c. */
 #include "kdrun.h"
+#include "train/dist.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,10 +17,9 @@ static int load_student_config(kd_run *k, dl_config *s, const char *data_tok, dl
     if (!p) return dl_fail(err, "distill: --student is required");
     if (dl_config_load_any(p, s, err)) return -1;
     if (!dl_is_dir(p)) return 0;
-    char w[4096], t[4096];
-    if (dl_path_join(w, sizeof w, p, "model.safetensors", err) || dl_path_join(t, sizeof t, p, "tokenizer.json", err))
-        return -1;
-    k->student_weights = dl_path_exists(w);
+    char t[4096];
+    if (dl_path_join(t, sizeof t, p, "tokenizer.json", err)) return -1;
+    k->student_weights = dl_model_has_weights(p); /* model.safetensors, or the shards of an index */
     if (dl_path_exists(t)) {
         uint64_t a, b;
         if (dl_tok_fingerprint_file(t, &a, NULL, err) || dl_tok_fingerprint_file(data_tok, &b, NULL, err)) return -1;
@@ -131,9 +131,10 @@ int dl_distill(const dl_distill_opts *o, dl_error *err) {
     if (rc == 0) {
         const char *teacher = o->teacher ? o->teacher : o->harvest ? o->harvest : "(cache)";
         const char *how = o->harvest ? "harvest" : k.have_cache ? "cache " : "live";
-        dl_log("distilling %s into %s: loss %s, temperature %g, teacher %s%s%s", teacher, o->train.config,
-               dl_kd_name(o->kd.kind), (double)o->kd.tau, how, o->seq_kd ? ", sequence-level" : "",
-               o->lmbda > 0 ? ", on-policy" : "");
+        if (dl_dist_rank() == 0) /* the other ranks would repeat it */
+            dl_log("distilling %s into %s: loss %s, temperature %g, teacher %s%s%s", teacher, o->train.config,
+                   dl_kd_name(o->kd.kind), (double)o->kd.tau, how, o->seq_kd ? ", sequence-level" : "",
+                   o->lmbda > 0 ? ", on-policy" : "");
         dl_train_hooks h;
         kd_hooks(&k, &h);
         rc = dl_train_with_hooks(&run.train, &h, err);

@@ -31,7 +31,10 @@
  * Under mpirun (train/dist.h) each rank runs the live teacher on its own rows of the global
  * batch, reads the cache rows of its own windows, and samples the same generated rows one
  * process would (each row's rng is keyed by its index in the global batch): N processes make
- * the run one process makes with the same global batch.
+ * the run one process makes with the same global batch. With a harvest, rank 0 alone writes
+ * RUN/harvest/ (the others wait), and since the ranks' rows hold different numbers of target
+ * tokens, each rank's loss and gradient are weighted by its share of the global batch's targets
+ * (the counts summed over ranks every micro-batch).
  *
  * Black-box (harvest): the teacher is a harvest, the OUT.jsonl of `distil harvest` (its text and,
  * when harvested, per-token top logprobs), and the student trains on the teacher's completions
@@ -65,7 +68,7 @@
 /* ---- options (opts.c) ------------------------------------------------------------------------ */
 typedef struct dl_distill_opts {
     dl_train_opts train; /* train.config is the student: a config.json, or a model folder (whose
-                            weights, when it has model.safetensors, are the starting point) */
+                            weights, when it has any (dl_model_has_weights), are the starting point) */
     const char *teacher; /* teacher model folder (config.json, model.safetensors, tokenizer.json) */
     const char *cache;   /* top-k teacher cache made from DATA/train.bin, or NULL */
     dl_kd_cfg kd;
@@ -112,10 +115,12 @@ int dl_teacher_check_vocab(const dl_config *teacher, const dl_config *student, i
 /* Parses "0,2,4" into layers[0..*n); ids must be in [0, teacher_L), strictly increasing, and
  * *n == student_L. spec NULL: student_L layers spread evenly from the first to the last. */
 int dl_parse_layers(const char *spec, int teacher_L, int student_L, int *layers, dl_error *err);
-/* Same width required (hidden, intermediate, heads, kv heads), teacher V >= student V. */
+/* Same width required (hidden, intermediate, heads, kv heads) and the same attention biases
+ * (q/k/v, o), teacher V >= student V. */
 int dl_init_check(const dl_config *teacher, const dl_config *student, dl_error *err);
-/* Copies embeddings (the student's first V rows), the chosen layers, the final norm, and lm_head
- * (the teacher's, or its embeddings when the teacher is tied and the student is not). */
+/* Copies embeddings (the student's first V rows), the chosen layers (with their biases), the
+ * final norm, and lm_head (the teacher's, or its embeddings when the teacher is tied and the
+ * student is not). */
 int dl_init_from_teacher(dl_model *student, const dl_model *teacher, const int *layers, dl_error *err);
 
 /* ---- top-k teacher cache (cache.c, cache_build.c) ---------------------------------------------

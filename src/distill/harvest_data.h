@@ -155,7 +155,7 @@ void hd_set_free(hd_set *s);
  * cross-entropy was computed (all with w > 0, else the cross-entropy-only rows). */
 typedef struct hd_loss {
     double loss, kd, ce;
-    int rows, topk_rows;
+    int rows, topk_rows, ce_rows; /* the counts the three means are over */
 } hd_loss;
 
 typedef struct hd_work {

@@ -102,6 +102,7 @@ int hd_rows_loss(const dl_kd_cfg *cfg, float *z, int N, int V, const int32_t *ta
     out->rows = total;
     if (total > 0) out->loss = loss / total;
     if (out->topk_rows > 0) out->kd = kd / out->topk_rows;
+    out->ce_rows = ce_rows;
     if (ce_rows > 0) out->ce = ce / ce_rows;
     return 0;
 }

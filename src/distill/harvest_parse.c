@@ -68,9 +68,6 @@ static void record_clear(hd_record *r) {
 
 /* ---- values --------------------------------------------------------------------------------- */
 
-// for "must be a number, got ..." messages; a missing member is NULL
-static const char *kind(const json_t *v) { return v ? dl_json_type_name(v) : "nothing"; }
-
 /* A log-probability: a number <= HD_LOGP_SLACK (rounding of 0 is taken as 0); very negative
  * ones are held at -1e4 (probability 0 in float, still finite). null -> NAN where allowed. */
 static int read_logp(json_t *v, int nullable, float *out, const char *what, dl_error *err) {
@@ -78,7 +75,7 @@ static int read_logp(json_t *v, int nullable, float *out, const char *what, dl_e
         *out = NAN;
         return 0;
     }
-    if (!json_is_number(v)) return dl_fail(err, "%s must be a number, got %s", what, kind(v));
+    if (!json_is_number(v)) return dl_fail(err, "%s must be a number, got %s", what, dl_json_type_name(v));
     double x = json_number_value(v);
     if (!(x <= HD_LOGP_SLACK)) return dl_fail(err, "%s = %g is positive: not a log-probability", what, x);
     *out = (float)(x > 0 ? 0 : x < -1e4 ? -1e4 : x);
@@ -90,7 +87,7 @@ static int read_bytes(hd_record *r, json_t *token, json_t *bytes, hd_span *out, 
     if (!bytes || json_is_null(bytes))
         return add_bytes(r, json_string_value(token), json_string_length(token), out) ? dl_fail(err, "out of memory")
                                                                                        : 0;
-    if (!json_is_array(bytes)) return dl_fail(err, "%s.bytes must be an array, got %s", what, kind(bytes));
+    if (!json_is_array(bytes)) return dl_fail(err, "%s.bytes must be an array, got %s", what, dl_json_type_name(bytes));
     *out = (hd_span){r->bytes.len, json_array_size(bytes)};
     size_t i;
     json_t *b;
@@ -123,7 +120,7 @@ static int completion_alts(hd_record *r, json_t *top, size_t t, dl_error *err) {
     char what[96];
     snprintf(what, sizeof what, "logprobs.top_logprobs[%zu]", t);
     if (!top || json_is_null(top)) return 0;
-    if (!json_is_object(top)) return dl_fail(err, "%s must be an object or null, got %s", what, kind(top));
+    if (!json_is_object(top)) return dl_fail(err, "%s must be an object or null, got %s", what, dl_json_type_name(top));
     if (check_count(json_object_size(top), what, err)) return -1;
     const char *key;
     size_t klen;
@@ -140,7 +137,7 @@ static int completion_alts(hd_record *r, json_t *top, size_t t, dl_error *err) {
 static int parse_completion_shape(hd_record *r, json_t *lp, dl_error *err) {
     json_t *toks = json_object_get(lp, "tokens"), *lps = json_object_get(lp, "token_logprobs");
     json_t *tops = json_object_get(lp, "top_logprobs");
-    if (!json_is_array(toks)) return dl_fail(err, "logprobs.tokens must be an array, got %s", kind(toks));
+    if (!json_is_array(toks)) return dl_fail(err, "logprobs.tokens must be an array, got %s", dl_json_type_name(toks));
     size_t n = json_array_size(toks);
     if (!json_is_array(lps) || json_array_size(lps) != n)
         return dl_fail(err, "logprobs.token_logprobs must be an array as long as logprobs.tokens (%zu)", n);
@@ -163,7 +160,7 @@ static int parse_completion_shape(hd_record *r, json_t *lp, dl_error *err) {
 /* ---- chat shape ------------------------------------------------------------------------------ */
 
 static int chat_token(hd_record *r, json_t *o, const char *what, hd_span *b, float *lp, dl_error *err) {
-    if (!json_is_object(o)) return dl_fail(err, "%s must be an object, got %s", what, kind(o));
+    if (!json_is_object(o)) return dl_fail(err, "%s must be an object, got %s", what, dl_json_type_name(o));
     json_t *tok = json_object_get(o, "token");
     if (!json_is_string(tok)) return dl_fail(err, "%s.token must be a string", what);
     char lwhat[224];
@@ -176,7 +173,8 @@ static int parse_chat_shape(hd_record *r, json_t *lp, dl_error *err) {
     json_t *content = json_object_get(lp, "content"), *t;
     r->raw = 1;
     if (json_is_null(content)) return 0;
-    if (!json_is_array(content)) return dl_fail(err, "logprobs.content must be an array, got %s", kind(content));
+    if (!json_is_array(content))
+        return dl_fail(err, "logprobs.content must be an array, got %s", dl_json_type_name(content));
     size_t i;
     json_array_foreach(content, i, t) {
         char what[96], awhat[192];
@@ -212,24 +210,24 @@ static int read_prompt(hd_record *r, json_t *o, dl_error *err) {
         return hd_render_chat(msgs, &r->prompt, err);
     }
     if (!prompt) return dl_fail(err, "has neither 'prompt' nor 'messages'");
-    if (!json_is_string(prompt)) return dl_fail(err, "'prompt' must be a string, got %s", kind(prompt));
+    if (!json_is_string(prompt)) return dl_fail(err, "'prompt' must be a string, got %s", dl_json_type_name(prompt));
     return dl_buf_append(&r->prompt, json_string_value(prompt), json_string_length(prompt)) ? dl_fail(err, "out of memory")
                                                                                              : 0;
 }
 
 static int read_line(hd_record *r, json_t *o, dl_error *err) {
-    if (!json_is_object(o)) return dl_fail(err, "must be a JSON object, got %s", kind(o));
+    if (!json_is_object(o)) return dl_fail(err, "must be a JSON object, got %s", dl_json_type_name(o));
     if (read_prompt(r, o, err)) return -1;
     json_t *c = json_object_get(o, "completion"), *fin = json_object_get(o, "finish_reason");
     if (!c) return dl_fail(err, "'completion' is missing");
-    if (!json_is_string(c)) return dl_fail(err, "'completion' must be a string, got %s", kind(c));
+    if (!json_is_string(c)) return dl_fail(err, "'completion' must be a string, got %s", dl_json_type_name(c));
     if (dl_buf_append(&r->completion, json_string_value(c), json_string_length(c))) return dl_fail(err, "out of memory");
     if (fin && !json_is_null(fin) && !json_is_string(fin))
-        return dl_fail(err, "'finish_reason' must be a string or null, got %s", kind(fin));
+        return dl_fail(err, "'finish_reason' must be a string or null, got %s", dl_json_type_name(fin));
     r->stopped = json_is_string(fin) && strcmp(json_string_value(fin), "stop") == 0;
     json_t *lp = json_object_get(o, "logprobs");
     if (!lp || json_is_null(lp)) return 0;
-    if (!json_is_object(lp)) return dl_fail(err, "'logprobs' must be an object or null, got %s", kind(lp));
+    if (!json_is_object(lp)) return dl_fail(err, "'logprobs' must be an object or null, got %s", dl_json_type_name(lp));
     r->has_logprobs = 1;
     return json_object_get(lp, "content") ? parse_chat_shape(r, lp, err) : parse_completion_shape(r, lp, err);
 }

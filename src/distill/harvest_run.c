@@ -2,6 +2,7 @@
  * harvest halves (the loss of a batch, the validation). Rules in distill.h and harvest_data.h. */
 #include "eval/eval.h"
 #include "kdrun.h"
+#include "train/dist.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,16 @@ static int build_set(kd_run *k, const dl_config *s, const char *tok_path, dl_err
     return rc;
 }
 
+/* RUN/harvest/: under mpirun every rank built the same set, rank 0 alone writes it and the
+ * others wait (the all-reduce of rank 0's outcome is the barrier), so no rank reads a file
+ * that is being written, and all of them stop when rank 0 could not write. */
+static int write_folder(kd_run *k, int V, const char *tok_path, dl_error *err) {
+    int rc = dl_dist_rank() == 0 ? hd_set_write(k->harvest, k->harvest_dir, V, tok_path, err) : 0;
+    dl_dist_set_timeout(k->o->train.dist_timeout);
+    if (dl_dist_max_int(rc != 0) && rc == 0) return dl_fail(err, "rank 0 could not write %s", k->harvest_dir);
+    return rc;
+}
+
 static int alloc_rows(kd_run *k, dl_error *err) {
     size_t n = (size_t)k->B * k->T;
     k->hv_target = malloc(n * sizeof *k->hv_target);
@@ -65,22 +76,18 @@ int kd_harvest_setup(kd_run *k, dl_distill_opts *run, dl_error *err) {
     dl_config s;
     if (!o->train.out) return dl_fail(err, "distill: --out is required");
     if (student_tokenizer(o, tok_path, sizeof tok_path, err) || dl_config_load_any(o->train.config, &s, err)) return -1;
-    char w[4096];
-    if (dl_is_dir(o->train.config)) {
-        if (dl_path_join(w, sizeof w, o->train.config, "model.safetensors", err)) return -1;
-        k->student_weights = dl_path_exists(w);
-    }
+    k->student_weights = dl_is_dir(o->train.config) && dl_model_has_weights(o->train.config);
     k->B = o->train.batch, k->T = o->train.seq_len, k->V = s.V;
     if (k->B <= 0 || k->T <= 0) return dl_fail(err, "distill: batch and seq-len must be positive");
     if (k->T > s.max_T) /* before the harvest is laid out in windows of T */
         return dl_fail(err, "seq-len %d exceeds the student's max_position_embeddings %d", k->T, s.max_T);
     if (build_set(k, &s, tok_path, err)) return -1;
-    log_counts(k);
+    if (dl_dist_rank() == 0) log_counts(k); /* every rank counted the same */
     if (o->train.eval_interval > 0 && k->harvest->n.val == 0)
         return dl_fail(err, "%s has one record with a completion: none is left to hold out for validation (pass "
                             "--eval-interval 0, or harvest more)", o->harvest);
     if (dl_path_join(k->harvest_dir, sizeof k->harvest_dir, o->train.out, "harvest", err) ||
-        hd_set_write(k->harvest, k->harvest_dir, s.V, tok_path, err))
+        write_folder(k, s.V, tok_path, err))
         return -1;
     run->train.data = k->harvest_dir;
     return alloc_rows(k, err);
@@ -93,7 +100,23 @@ void kd_harvest_free(kd_run *k) {
     hd_work_free(&k->hv_work);
 }
 
-/* The batch's rows: the labels of each window, read where the loader says it starts. */
+/* The sum of n over all ranks (n itself for one process). */
+static long global_count(long n) {
+    int w = dl_dist_world();
+    return w == 1 ? n : llround(dl_dist_mean_double((double)n) * w);
+}
+
+/* The factor that makes the trainer's equal-weight mean over ranks of this rank's mean over its
+ * `local` positions the mean over all `global` positions: world * local / global. */
+static double rank_weight(long local, long global) {
+    return global > 0 ? (double)dl_dist_world() * (double)local / (double)global : 0.0;
+}
+
+/* The batch's rows: the labels of each window, read where the loader says it starts. Under
+ * mpirun the ranks' rows hold different numbers of targets (completions differ in length), so
+ * each rank's mean is weighted by its share of the global batch's targets (the counts summed
+ * over ranks before the loss, and after it those of the kd and ce means): the loss and gradient
+ * are those of one process with the whole global batch. With one process every weight is 1. */
 int kd_harvest_loss(kd_run *k, const dl_train_batch *b, dl_kd_stats *st, dl_error *err) {
     const hd_labels *L = &k->harvest->train;
     for (int r = 0; r < b->B; r++) {
@@ -104,12 +127,19 @@ int kd_harvest_loss(kd_run *k, const dl_train_batch *b, dl_kd_stats *st, dl_erro
         memcpy(k->hv_at + o, L->alt_at + g, (size_t)b->T * sizeof *k->hv_at);
         memcpy(k->hv_rest + o, L->rest + g, (size_t)b->T * sizeof *k->hv_rest);
     }
+    int N = b->B * b->T;
+    long rows = 0;
+    for (int i = 0; i < N; i++) rows += k->hv_target[i] >= 0 && k->hv_target[i] < k->V;
+    long all = global_count(rows);
+    double w = rank_weight(rows, all);
     hd_loss h;
-    if (hd_rows_loss(&k->o->kd, b->model->logits, b->B * b->T, k->V, k->hv_target, k->hv_nalt, k->hv_at, L->ids,
-                     L->logp, k->hv_rest, b->grad_scale, &k->hv_work, &h, err))
+    if (hd_rows_loss(&k->o->kd, b->model->logits, N, k->V, k->hv_target, k->hv_nalt, k->hv_at, L->ids, L->logp,
+                     k->hv_rest, (float)(b->grad_scale * w), &k->hv_work, &h, err))
         return -1;
-    k->hv_rows += h.rows, k->hv_topk += h.topk_rows;
-    *st = (dl_kd_stats){(float)h.loss, (float)h.kd, (float)h.ce, h.rows};
+    long topk = global_count(h.topk_rows), ce = global_count(h.ce_rows);
+    k->hv_rows += all, k->hv_topk += topk; /* the same on every rank */
+    *st = (dl_kd_stats){(float)(h.loss * w), (float)(h.kd * rank_weight(h.topk_rows, topk)),
+                        (float)(h.ce * rank_weight(h.ce_rows, ce)), h.rows};
     return 0;
 }
 

@@ -56,6 +56,13 @@ int dl_init_check(const dl_config *t, const dl_config *s, dl_error *err) {
                        s->C, t->C, s->F, t->F, s->NH, t->NH, s->NKV, t->NKV);
     if (s->V > t->V)
         return dl_fail(err, "--init-from-teacher: the student's vocab_size %d exceeds the teacher's %d", s->V, t->V);
+    /* a bias on one side only would be dropped, or left at zero beside copied weights */
+    if (s->qkv_bias != t->qkv_bias || s->o_bias != t->o_bias)
+        return dl_fail(err, "--init-from-teacher needs the teacher's attention biases in the student: q/k/v biases "
+                            "%s/%s, o_proj bias %s/%s (student/teacher); set attention_bias (Llama) or use the "
+                            "teacher's model_type (Qwen2) in the student's config",
+                       s->qkv_bias ? "yes" : "no", t->qkv_bias ? "yes" : "no", s->o_bias ? "yes" : "no",
+                       t->o_bias ? "yes" : "no");
     if (s->rope_theta != t->rope_theta || s->rms_eps != t->rms_eps)
         dl_log("note: the student's rope_theta / rms_norm_eps differ from the teacher's; its copied layers see "
                "slightly different inputs");
@@ -73,9 +80,12 @@ int dl_init_from_teacher(dl_model *s, const dl_model *t, const int *layers, dl_e
     copy_view(s, s->lay.embed, t, t->lay.embed);
     for (int l = 0; l < s->cfg.L; l++) {
         const dl_layer_views *a = &s->lay.layers[l], *b = &t->lay.layers[layers[l]];
-        const int sv[9] = {a->ln1, a->wq, a->wk, a->wv, a->wo, a->ln2, a->wgate, a->wup, a->wdown};
-        const int tv[9] = {b->ln1, b->wq, b->wk, b->wv, b->wo, b->ln2, b->wgate, b->wup, b->wdown};
-        for (int i = 0; i < 9; i++) copy_view(s, sv[i], t, tv[i]);
+        const int sv[13] = {a->ln1, a->wq, a->wk, a->wv, a->wo, a->ln2, a->wgate, a->wup, a->wdown,
+                            a->bq, a->bk, a->bv, a->bo};
+        const int tv[13] = {b->ln1, b->wq, b->wk, b->wv, b->wo, b->ln2, b->wgate, b->wup, b->wdown,
+                            b->bq, b->bk, b->bv, b->bo};
+        for (int i = 0; i < 13; i++)
+            if (sv[i] >= 0) copy_view(s, sv[i], t, tv[i]); /* biases: -1 on both sides when absent */
     }
     copy_view(s, s->lay.norm, t, t->lay.norm);
     if (!s->cfg.tied) copy_view(s, s->lay.lm_head, t, t->lay.lm_head);

@@ -37,7 +37,7 @@ typedef struct kd_run {
     size_t *hv_at;
     float *hv_rest;
     hd_work hv_work;
-    long hv_rows, hv_topk;
+    long hv_rows, hv_topk;       /* this update's target positions and those with top-k targets, all ranks */
 } kd_run;
 
 /* step.c */

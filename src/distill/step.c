@@ -81,7 +81,8 @@ static int generate(kd_run *k, batch_kind kind, const dl_train_batch *b, dl_erro
 
 /* Under mpirun each rank computes the mean loss of its own rows and the trainer averages the
  * ranks' gradients with equal weights: the mean over the global batch, since every rank's rows
- * count alike (all T positions of a corpus row, T - P + 1 of a generated one). */
+ * count alike (all T positions of a corpus row, T - P + 1 of a generated one). A harvest's rows
+ * do not: kd_harvest_loss weights each rank by its count. */
 static int micro_batch(void *user, const dl_train_batch *b, double *loss, dl_error *err) {
     kd_run *k = user;
     const int32_t *in = b->inputs, *tg = b->targets;

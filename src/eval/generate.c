@@ -39,7 +39,7 @@ static int is_end(const dl_model *m, const dl_tokenizer *tok, int id) {
 
 // the sample-emit-decode loop; logits hold the last position's logits on entry
 static int run_loop(const dl_model *m, const dl_tokenizer *tok, dl_kv_cache *kv, float *logits, int max_tokens,
-                    const dl_sampler_cfg *cfg, dl_rng *rng, dl_token_fn fn, void *user, dl_generate_result *res,
+                    const dl_sampler_cfg *cfg, dl_rng *rng, dl_token_id_fn fn, void *user, dl_generate_result *res,
                     dl_error *err) {
     res->stop = DL_STOP_MAX_TOKENS;
     while (res->n_generated < max_tokens) {
@@ -52,7 +52,7 @@ static int run_loop(const dl_model *m, const dl_tokenizer *tok, dl_kv_cache *kv,
         size_t len;
         const char *text = token_text(tok, id, &len);
         res->n_generated++;
-        if (fn && fn(text, len, user)) {
+        if (fn && fn(id, text, len, user)) {
             res->stop = DL_STOP_CALLBACK;
             break;
         }
@@ -66,9 +66,9 @@ static int run_loop(const dl_model *m, const dl_tokenizer *tok, dl_kv_cache *kv,
     return 0;
 }
 
-int dl_generate(const dl_model *m, const dl_tokenizer *tok, const char *prompt, int max_tokens,
-                const dl_sampler_cfg *cfg, uint64_t seed, dl_token_fn fn, void *user, dl_generate_result *res,
-                dl_error *err) {
+int dl_generate_ids(const dl_model *m, const dl_tokenizer *tok, const char *prompt, int max_tokens,
+                    const dl_sampler_cfg *cfg, uint64_t seed, dl_token_id_fn fn, void *user, dl_generate_result *res,
+                    dl_error *err) {
     memset(res, 0, sizeof *res);
     if (dl_sampler_check(cfg, err)) return -1;
     if (max_tokens < 0) return dl_fail(err, "generate: max tokens %d must be >= 0", max_tokens);
@@ -98,4 +98,22 @@ int dl_generate(const dl_model *m, const dl_tokenizer *tok, const char *prompt, 
     dl_ivec_free(&ids);
     free(logits);
     return rc;
+}
+
+typedef struct text_only {
+    dl_token_fn fn;
+    void *user;
+} text_only;
+
+static int drop_id(int32_t id, const char *text, size_t len, void *user) {
+    (void)id;
+    const text_only *t = user;
+    return t->fn(text, len, t->user);
+}
+
+int dl_generate(const dl_model *m, const dl_tokenizer *tok, const char *prompt, int max_tokens,
+                const dl_sampler_cfg *cfg, uint64_t seed, dl_token_fn fn, void *user, dl_generate_result *res,
+                dl_error *err) {
+    text_only t = {fn, user};
+    return dl_generate_ids(m, tok, prompt, max_tokens, cfg, seed, fn ? drop_id : NULL, &t, res, err);
 }

@@ -10,6 +10,9 @@
 /* Called with the bytes of each generated token (a multi-byte UTF-8 character may be split
  * across calls). Return non-zero to stop generating. */
 typedef int (*dl_token_fn)(const char *text, size_t len, void *user);
+/* The same with the token's id: bytes do not always name one (a SentencePiece vocabulary spells a
+ * space both as U+2581 and as the byte token <0x20>; a padded model's extra rows have no text). */
+typedef int (*dl_token_id_fn)(int32_t id, const char *text, size_t len, void *user);
 
 typedef enum {
     DL_STOP_MAX_TOKENS,   /* max_tokens were generated */
@@ -32,5 +35,9 @@ typedef struct dl_generate_result {
 int dl_generate(const dl_model *m, const dl_tokenizer *tok, const char *prompt, int max_tokens,
                 const dl_sampler_cfg *cfg, uint64_t seed, dl_token_fn fn, void *user, dl_generate_result *res,
                 dl_error *err);
+/* dl_generate, handing over each token's id with its bytes. */
+int dl_generate_ids(const dl_model *m, const dl_tokenizer *tok, const char *prompt, int max_tokens,
+                    const dl_sampler_cfg *cfg, uint64_t seed, dl_token_id_fn fn, void *user, dl_generate_result *res,
+                    dl_error *err);
 
 #endif

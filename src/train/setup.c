@@ -38,7 +38,7 @@ static int open_data(dl_run *r, dl_error *err) {
 static int same_config(const dl_config *a, const dl_config *b) {
     return a->V == b->V && a->C == b->C && a->F == b->F && a->L == b->L && a->NH == b->NH && a->NKV == b->NKV &&
            a->max_T == b->max_T && a->rms_eps == b->rms_eps && a->rope_theta == b->rope_theta &&
-           a->tied == b->tied;
+           a->tied == b->tied && a->qkv_bias == b->qkv_bias && a->o_bias == b->o_bias;
 }
 
 static int alloc_moments(dl_run *r, dl_error *err) {

@@ -112,6 +112,19 @@ static void test_json(void) {
     CHECK(dl_json_load(path, &err) == NULL && strstr(err.msg, "invalid JSON"));
 }
 
+/* Every kind has a name for "got %s" messages, and so has an absent value (a key not there). */
+static void test_json_type_name(void) {
+    json_t *v = json_pack("{s:{}, s:[], s:s, s:i, s:f, s:b, s:b, s:n}", "o", "a", "s", "str", "i", 1, "r", 0.5,
+                          "t", 1, "f", 0, "n");
+    const char *keys[] = {"o", "a", "s", "i", "r", "t", "f", "n"};
+    const char *want[] = {"an object", "an array", "a string", "an integer", "a number", "a boolean", "a boolean",
+                          "null"};
+    for (int i = 0; i < 8; i++) CHECK_MSG(strcmp(dl_json_type_name(json_object_get(v, keys[i])), want[i]) == 0, "%s", keys[i]);
+    CHECK(strcmp(dl_json_type_name(json_object_get(v, "absent")), "nothing") == 0);
+    CHECK(strcmp(dl_json_type_name(NULL), "nothing") == 0);
+    json_decref(v);
+}
+
 static void test_buffers(void) {
     dl_ivec v = {0};
     for (int i = 0; i < 1000; i++) dl_ivec_push(&v, i);
@@ -132,6 +145,7 @@ int main(void) {
     test_files();
     test_atomic_stream();
     test_json();
+    test_json_type_name();
     test_buffers();
     TEST_MAIN_END();
 }

@@ -5,6 +5,7 @@
 #include "data/data.h"
 #include "eval/eval.h"
 #include "eval/generate.h"
+#include "eval/spm_fixture.h"
 #include <jansson.h>
 
 static const char *CORPUS =
@@ -79,6 +80,48 @@ static void test_generate(void) {
 
     r = run_distil(tmp, "generate --help");
     CHECK(r->status == 0 && strstr(r->out, "--top-p") && strstr(r->out, "--max-tokens") && strstr(r->out, "--seed"));
+}
+
+static int collect_id(int32_t id, const char *s, size_t n, void *user) {
+    (void)s, (void)n;
+    dl_buf_printf(user, ((dl_buf *)user)->len ? " %d" : "%d", (int)id);
+    return 0;
+}
+
+/* --ids prints the ids the library samples: for the byte-level model, and for a SentencePiece
+ * vocabulary where U+2581 and <0x20> both read " " (spm_fixture.h: they alternate). */
+static void test_generate_ids(void) {
+    char a[2000], spm_dir[800], p[900];
+    snprintf(a, sizeof a, "generate --model %s --prompt 'the cat' --max-tokens 12 --temperature 0 --ids", model_dir);
+    run_result *r = run_distil(tmp, a);
+    dl_buf want = {0};
+    dl_generate_result res;
+    dl_error err;
+    dl_sampler_cfg greedy = {0.0f, 0, 1.0f};
+    if (dl_generate_ids(&g_model, g_tok, "the cat", 12, &greedy, 0, collect_id, &want, &res, &err))
+        fprintf(stderr, "generate: %s\n", err.msg);
+    dl_buf_append(&want, "\n", 1);
+    CHECK_MSG(r->status == 0 && strcmp(r->out, want.data) == 0, "got '%s' want '%s'", r->out, want.data);
+    dl_buf_free(&want);
+
+    snprintf(spm_dir, sizeof spm_dir, "%s/spm", tmp);
+    dl_model m;
+    spm_model(&m);
+    dl_tokenizer *tok = spm_tokenizer();
+    if (dl_model_save(&m, spm_dir, &err) || dl_path_join(p, sizeof p, spm_dir, "tokenizer.json", &err) ||
+        dl_tok_save(tok, p, &err))
+        spm_die("save", &err);
+    dl_tok_free(tok);
+    dl_model_free(&m);
+    snprintf(a, sizeof a, "generate --model %s --prompt a --max-tokens 6 --temperature 0 --ids", spm_dir);
+    r = run_distil(tmp, a);
+    char spm_want[200];
+    snprintf(spm_want, sizeof spm_want, "%d %d %d %d %d %d\n", SPM_SPACE, SPM_BYTE_SPACE, SPM_SPACE, SPM_BYTE_SPACE,
+             SPM_SPACE, SPM_BYTE_SPACE);
+    CHECK_MSG(r->status == 0 && strcmp(r->out, spm_want) == 0, "got '%s' want '%s' (%s)", r->out, spm_want, r->err);
+    snprintf(a, sizeof a, "generate --model %s --prompt a --max-tokens 6 --temperature 0", spm_dir);
+    r = run_distil(tmp, a);
+    CHECK_MSG(r->status == 0 && strcmp(r->out, "a      \n") == 0, "got '%s'", r->out);
 }
 
 static void test_generate_errors(void) {
@@ -167,6 +210,7 @@ int main(void) {
     snprintf(tmp, sizeof tmp, "%s", test_tmpdir("generate-eval-cli"));
     setup();
     test_generate();
+    test_generate_ids();
     test_generate_errors();
     test_eval();
     dl_model_free(&g_model);

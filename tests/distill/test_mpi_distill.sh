@@ -4,7 +4,10 @@
 #   - a live teacher (each rank runs it on its own 2 rows),
 #   - a top-k teacher cache (each rank reads the rows of its own windows),
 #   - generated batches: --seq-kd with on-policy --lmbda 0.5 (each generated row is sampled with
-#     the rng of its index in the global batch, so the same rows are written on any world size).
+#     the rng of its index in the global batch, so the same rows are written on any world size),
+#   - a harvest (--harvest): completions of different lengths, so the ranks' rows hold different
+#     numbers of targets and each rank's mean must be weighted by its count; rank 0 alone writes
+#     RUN/harvest/, which must be the one process's.
 # Tolerance: losses, kd, ce and validation figures within 1e-5 relative (+1e-7 absolute) and final
 # weights within 1e-5 absolute (+1e-5 relative): the all-reduce sums the halves of each gradient
 # in another order than one process does; nothing else differs. on_policy agrees exactly.
@@ -69,3 +72,40 @@ share = [r["on_policy"] for r in map(json.loads, filter(str.strip, open(sys.argv
 sys.exit(0 if 0 < sum(share) < len(share) else "on_policy shares %s: expected both kinds" % share)
 PY
 echo "seq-kd and on-policy batches: 2 processes match 1"
+
+# A harvest written here: prompts cut from the corpus lines, completions of 3 to 30 characters,
+# each character a sampled token (every byte is a token of the byte-level BPE, so every position
+# lines up) with its log-probability and two alternatives.
+python3 - "$tmp/corpus.txt" > "$tmp/harvest.jsonl" <<'PY'
+import json, sys
+for i, line in enumerate(open(sys.argv[1])):
+    line = line.rstrip("\n")
+    cut = 8 + i % 5
+    comp = line[cut:cut + 3 + (i * 7) % 28]
+    top = []
+    for j, c in enumerate(comp):
+        alts = {c: -0.3}  # the sampled character first, then two others unless they are it
+        for a, p in ((chr(97 + (i + j) % 26), -2.5), (chr(48 + j % 10), -3.0)):
+            alts.setdefault(a, p)
+        top.append(alts)
+    lp = {"tokens": list(comp), "token_logprobs": [-0.3] * len(comp), "top_logprobs": top}
+    print(json.dumps({"prompt": line[:cut], "completion": comp, "finish_reason": "length", "logprobs": lp}))
+PY
+hv=(--harvest "$tmp/harvest.jsonl" --student "$tmp/student.json" --tokenizer "$tmp/tokenizer.json" --steps 8
+    --seq-len 32 --threads 1 --log-interval 1 --eval-interval 4 --save-interval 4 --warmup 2 --lr 3e-3
+    --ce-weight 0.2)
+"$bin" distill "${hv[@]}" --batch 4 --out "$tmp/harvest-1" 2> "$tmp/harvest-1.log" || { cat "$tmp/harvest-1.log"; exit 1; }
+mpi distill "${hv[@]}" --batch 2 --out "$tmp/harvest-2" 2> "$tmp/harvest-2.log" || { cat "$tmp/harvest-2.log"; exit 1; }
+for f in train.bin val.bin tokenizer.json; do
+  cmp -s "$tmp/harvest-1/harvest/$f" "$tmp/harvest-2/harvest/$f" || { echo "harvest/$f differs"; exit 1; }
+done
+python3 "$src/tests/train/mpi_same_run.py" "$tmp/harvest-1" "$tmp/harvest-2" --steps 8 --keys loss,kd,ce,topk_share \
+  --val-steps 4,8 --val-keys val_loss,val_agreement
+echo "harvest: 2 processes match 1"
+# rank 0 cannot write RUN/harvest/ (a file is in the way): every rank stops with an error, none waits
+mkdir -p "$tmp/harvest-bad" && touch "$tmp/harvest-bad/harvest"
+if mpi distill "${hv[@]}" --batch 2 --out "$tmp/harvest-bad" 2> "$tmp/harvest-bad.log"; then
+  echo "a run whose harvest folder cannot be written succeeded"; exit 1
+fi
+grep -q "distil: error: " "$tmp/harvest-bad.log" || { cat "$tmp/harvest-bad.log"; exit 1; }
+echo "harvest: a folder rank 0 cannot write stops every rank"

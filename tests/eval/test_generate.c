@@ -1,6 +1,8 @@
 /* dl_generate: greedy output equals a greedy loop over the training forward; each stop
- * (max tokens, end token, full context, callback) ends where it should; a seed fixes the text. */
+ * (max tokens, end token, full context, callback) ends where it should; a seed fixes the text;
+ * dl_generate_ids hands over the ids sampled, also of two tokens with the same text. */
 #include "eval/generate.h"
+#include "spm_fixture.h"
 #include "test.h"
 
 static const char *CORPUS =
@@ -156,6 +158,45 @@ static void test_seed(const dl_tokenizer *tok) {
     dl_model_free(&m);
 }
 
+static dl_tokenizer *g_spm;
+
+typedef struct {
+    int32_t ids[16];
+    int n, text_ok;
+} id_sink;
+
+static int collect_ids(int32_t id, const char *s, size_t n, void *user) {
+    id_sink *k = user;
+    size_t len;
+    const char *t = dl_tok_token(g_spm, id, &len);
+    k->text_ok &= t && len == n && memcmp(t, s, n) == 0;
+    if (k->n < 16) k->ids[k->n] = id;
+    k->n++;
+    return 0;
+}
+
+/* Two tokens with the same text: the ids handed over are the ones sampled (spm_fixture.h says
+ * which by construction: U+2581 then <0x20>, again and again), and the text is theirs. */
+static void test_ids_same_text(void) {
+    dl_model m;
+    spm_model(&m);
+    dl_sampler_cfg greedy = {0.0f, 0, 1.0f};
+    id_sink k = {.text_ok = 1};
+    dl_generate_result res;
+    dl_error err = {{0}};
+    CHECK_MSG(dl_generate_ids(&m, g_spm, "a", 6, &greedy, 0, collect_ids, &k, &res, &err) == 0, "%s",
+              err.msg);
+    CHECK(k.n == 6 && res.n_generated == 6 && k.text_ok);
+    for (int i = 0; i < 6 && i < k.n; i++)
+        CHECK_MSG(k.ids[i] == (i % 2 ? SPM_BYTE_SPACE : SPM_SPACE), "token %d: id %d", i, k.ids[i]);
+    /* the text-only form says the same */
+    sink t = {0};
+    CHECK(dl_generate(&m, g_spm, "a", 6, &greedy, 0, collect, &t, &res, &err) == 0);
+    CHECK(t.text.len == 6 && memcmp(t.text.data, "      ", 6) == 0);
+    dl_buf_free(&t.text);
+    dl_model_free(&m);
+}
+
 int main(void) {
     dl_log_set_level(DL_LOG_QUIET);
     dl_tokenizer *tok = make_tokenizer();
@@ -163,5 +204,8 @@ int main(void) {
     test_stops(tok);
     test_seed(tok);
     dl_tok_free(tok);
+    g_spm = spm_tokenizer();
+    test_ids_same_text();
+    dl_tok_free(g_spm);
     TEST_MAIN_END();
 }

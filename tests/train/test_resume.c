@@ -152,6 +152,34 @@ static void test_resume_threaded(void) {
     dl_model_free(&m2);
 }
 
+/* A resume whose config differs from the checkpoint's only in its attention biases is refused
+ * (Llama's attention_bias: q/k/v and o; Qwen2: q/k/v only), as any other config change is. */
+static void test_resume_other_biases(void) {
+    dl_error err = {{0}};
+    char run_d[700], cfg[700];
+    snprintf(run_d, sizeof run_d, "%s/d", root);
+    snprintf(cfg, sizeof cfg, "%s/biased.json", root);
+    dl_train_opts d = fixture_opts(data, run_d, 4);
+    d.eval_interval = 0;
+    d.save_interval = 2;
+    d.stop_at = 2;
+    CHECK_MSG(dl_train(&d, &err) == 0, "%s", err.msg);
+    dl_config c;
+    if (dl_config_load(TINY_CONFIG, &c, &err)) { fprintf(stderr, "%s\n", err.msg); exit(2); }
+    const int qkv[2] = {1, 1}, o[2] = {1, 0};
+    for (int i = 0; i < 2; i++) {
+        c.qkv_bias = qkv[i], c.o_bias = o[i];
+        CHECK(dl_config_save(&c, cfg, &err) == 0);
+        dl_train_opts r = d;
+        r.config = cfg, r.resume = 1, r.stop_at = 0;
+        CHECK_MSG(dl_train(&r, &err) != 0 && strstr(err.msg, "config.json differs"), "biases %d/%d: %s", qkv[i], o[i],
+                  err.msg);
+    }
+    /* the run's own config still resumes */
+    d.resume = 1, d.stop_at = 0;
+    CHECK_MSG(dl_train(&d, &err) == 0, "%s", err.msg);
+}
+
 int main(void) {
     dl_log_set_level(DL_LOG_QUIET);
     snprintf(root, sizeof root, "%s", test_tmpdir("resume"));
@@ -163,6 +191,7 @@ int main(void) {
     test_resume_finished();
     test_extend();
     test_resume_threaded();
+    test_resume_other_biases();
     dl_error err;
     CHECK(dl_rm_rf(root, &err) == 0);
     TEST_MAIN_END();
