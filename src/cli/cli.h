@@ -45,6 +45,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_harvest(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_detect(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_teacher_cache(int argc, char **argv);
 

@@ -1,5 +1,6 @@
 /* distil serve: a model folder behind an OpenAI-compatible HTTP API until SIGTERM or SIGINT. */
 #include "cli.h"
+#include "provenance/provenance.h"
 #include "serve/serve.h"
 #include <pthread.h>
 #include <signal.h>
@@ -11,6 +12,9 @@ static const char *SUMMARY =
     "(unless --no-auth); every request is logged to the SQLite --db. Concurrent requests are decoded together.\n"
     "Chat template: each message becomes \"### System:\\n\", \"### User:\\n\" or \"### Assistant:\\n\", its content and\n"
     "a blank line; then \"### Assistant:\\n\" asks for the reply. Logprobs are the model's at temperature 1.\n"
+    "With --watermark-key-file every sampled token carries a keyed watermark (distil detect finds it): delta\n"
+    "is added to the logits of the tokens green after the last H tokens (prompt included), before temperature,\n"
+    "top-k and top-p; logprobs are then those of the biased distribution. The key is never logged or stored.\n"
     "SIGTERM or SIGINT: stop accepting connections, finish the requests in flight (up to --drain-seconds),\n"
     "close the database, exit 0. Prints 'listening on http://HOST:PORT' on stdout once ready.";
 
@@ -64,11 +68,19 @@ int cmd_serve(int argc, char **argv) {
         {"max-body-kb", FLAG_INT, &max_body_kb, "largest request body in KiB before 413 (default 1024)", 0, 0},
         {"drain-seconds", FLAG_DOUBLE, &drain, "on SIGTERM, how long in-flight requests may finish (default 30)", 0, 0},
         {"threads", FLAG_INT, &threads, "CPU threads for the model (default: all cores)", 0, 0},
+        {"watermark-key-file", FLAG_STR, &cfg.wm_key_file, "watermark every completion with the key in this file (any bytes; default: no watermark)", 0, 0},
+        {"wm-gamma", FLAG_DOUBLE, &cfg.wm_gamma, "watermark: share of green tokens, in (0, 1) (default 0.25)", 0, 0},
+        {"wm-delta", FLAG_DOUBLE, &cfg.wm_delta, "watermark: logit bias of green tokens, >= 0 (default 2)", 0, 0},
+        {"wm-context", FLAG_INT, &cfg.wm_context, "watermark: tokens of context H that pick the green list, 1..8 (default 1)", 0, 0},
         {NULL, 0, NULL, NULL, 0, 0},
     };
     int rc = cli_parse("serve", SUMMARY, flags, argc, argv, NULL, 0, NULL);
     if (rc) return rc > 0 ? 0 : 2;
     if (check_flags(cfg.port, cfg.max_batch, cfg.max_queue, max_body_kb, threads, drain)) return 2;
+    dl_error err;
+    if (dl_wm_check(cfg.wm_gamma, cfg.wm_delta, cfg.wm_context, &err)) return cli_error(&err), 2;
+    int wm_flag = flags[13].seen || flags[14].seen || flags[15].seen; /* the three --wm-* settings */
+    if (wm_flag && !cfg.wm_key_file) return cli_errorf("--wm-gamma, --wm-delta and --wm-context need --watermark-key-file"), 2;
     cfg.no_auth = no_auth;
     cfg.log_prompts = !no_log_prompts;
     cfg.max_body = (size_t)max_body_kb * 1024;

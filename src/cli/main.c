@@ -20,6 +20,7 @@ static const command COMMANDS[] = {
     {"keys", cmd_keys, "create, list and revoke API keys of distil serve"},
     {"harvest", cmd_harvest, "collect completions and logprobs from an OpenAI-compatible API"},
     {"audit", cmd_audit, "score the API keys in a serve usage log for harvesting"},
+    {"detect", cmd_detect, "test a text, a model or an API for our watermark (detect text|model|api)"},
 };
 
 static void usage(FILE *out) {

@@ -74,7 +74,9 @@ typedef struct dl_api_top { int32_t id; float logprob; } dl_api_top;
 
 typedef struct dl_api_choice {
     dl_ivec tokens;       /* generated ids (the end token is not included) */
-    float *logprob;       /* per token: log p under the model's distribution at temperature 1 */
+    float *logprob;       /* per token: log p under the distribution sampled from, at temperature 1:
+                           * with a watermark, the biased one (green logits + delta), so logprobs
+                           * describe the tokens as they were drawn and carry the watermark too */
     dl_api_top *top;      /* per token: n_top alternatives, most likely first */
     size_t *start;        /* per token: byte offset of its text in `text` */
     size_t cap;           /* capacity of the three arrays above */

@@ -37,6 +37,7 @@ struct dl_sched {
     int32_t *batch_tok;
     float *batch_logits;    /* (max_batch, V) */
     dl_api_top *top;        /* (DL_API_MAX_TOP_LOGPROBS) scratch */
+    const dl_wm *wm;        /* NULL: no watermark */
     long long steps, rows, tokens; /* the scheduler thread's counters */
     dl_sched_stats shown;           /* what dl_sched_get_stats reads (under mu) */
 };
@@ -156,6 +157,21 @@ static float token_logprobs(const float *logits, int V, int id, dl_api_top *top,
     return logits[id] - lse;
 }
 
+/* The watermark's bias on the slot's logits, which the sampler and the logprobs both read next.
+ * The context is the last H tokens of prompt + completion; with fewer, the position is left alone. */
+static void watermark(const dl_sched *s, slot *sl) {
+    const dl_wm *wm = s->wm;
+    const dl_ivec *gen = &sl->job->choices[sl->choice].tokens;
+    size_t plen = sl->prompt->len, have = plen + gen->len;
+    if (have < (size_t)wm->H) return;
+    int32_t ctx[DL_WM_MAX_CONTEXT];
+    for (int k = 0; k < wm->H; k++) {
+        size_t p = have - (size_t)wm->H + (size_t)k;
+        ctx[k] = p < plen ? sl->prompt->data[p] : gen->data[p - plen];
+    }
+    dl_wm_bias(wm, ctx, sl->logits, s->m->cfg.V);
+}
+
 static int is_end(const dl_sched *s, int id) { return id == s->m->cfg.eos_id || (id >= 0 && id == s->eot); }
 
 /* Samples the slot's next token and hands it to the job. Returns 1 when the choice is over. */
@@ -163,6 +179,7 @@ static int sample_slot(dl_sched *s, slot *sl) {
     dl_job *j = sl->job;
     if (is_cancelled(j)) return done_with(j, sl->choice, NULL), 1;
     if (!prompt_done(sl)) return 0;
+    if (s->wm) watermark(s, sl);
     int V = s->m->cfg.V, id = dl_sample(sl->logits, V, &j->scfg, &sl->rng);
     if (id < 0) {
         fail_job(j, "the model produced no finite logit");
@@ -335,6 +352,12 @@ dl_sched *dl_sched_start(const dl_model *m, const dl_tokenizer *tok, int max_bat
         return NULL;
     }
     return s;
+}
+
+void dl_sched_set_watermark(dl_sched *s, const dl_wm *wm) {
+    pthread_mutex_lock(&s->mu); /* the thread reads it after taking mu for its next job */
+    s->wm = wm;
+    pthread_mutex_unlock(&s->mu);
 }
 
 void dl_sched_stop(dl_sched *s) {

@@ -12,6 +12,7 @@
 #include "api.h"
 #include "model/model.h"
 #include "model/sampler.h"
+#include "provenance/provenance.h"
 #include <pthread.h>
 
 typedef struct dl_job {
@@ -70,6 +71,11 @@ typedef struct dl_sched_stats {
 /* The end tokens are the config's eos_token_id and the tokenizer's "<|endoftext|>". */
 dl_sched *dl_sched_start(const dl_model *m, const dl_tokenizer *tok, int max_batch, int max_queue,
                          dl_error *err);
+/* Every choice from now on is sampled with the watermark: delta on the logits of the tokens green
+ * after the last H tokens of prompt + completion, before sampling and logprobs (fewer than H
+ * tokens: no bias). wm stays the caller's and must outlive the scheduler; call it before the
+ * first submit. */
+void dl_sched_set_watermark(dl_sched *s, const dl_wm *wm);
 /* Queues a job (the scheduler takes a reference). Returns -1, leaving the job untouched, when
  * max_queue jobs are already waiting or the scheduler is stopping. */
 int dl_sched_submit(dl_sched *s, dl_job *j);

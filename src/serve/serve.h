@@ -26,6 +26,12 @@ typedef struct dl_serve_cfg {
     size_t max_body;        /* bytes of a request body before 413 (default 1 MiB) */
     int max_connections;    /* open connections (default 256) */
     double drain_seconds;   /* how long dl_serve_stop waits for in-flight requests (default 30) */
+    /* the keyed watermark (src/provenance/provenance.h), on every sampled token when a key file
+     * is given; the key itself is never logged, stored or sent */
+    const char *wm_key_file; /* NULL: no watermark */
+    double wm_gamma;         /* green share (default 0.25) */
+    double wm_delta;         /* logit bias of green tokens (default 2) */
+    int wm_context;          /* tokens of context H (default 1) */
 } dl_serve_cfg;
 
 void dl_serve_cfg_default(dl_serve_cfg *cfg);

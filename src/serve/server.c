@@ -17,7 +17,8 @@
 
 void dl_serve_cfg_default(dl_serve_cfg *cfg) {
     *cfg = (dl_serve_cfg){.host = "127.0.0.1", .port = 8080, .log_prompts = 1, .max_batch = 16, .max_queue = 64,
-                          .max_body = 1 << 20, .max_connections = 256, .drain_seconds = 30};
+                          .max_body = 1 << 20, .max_connections = 256, .drain_seconds = 30, .wm_gamma = 0.25,
+                          .wm_delta = 2.0, .wm_context = 1};
 }
 
 int dl_server_draining(dl_server *s) {
@@ -208,6 +209,15 @@ static int load_model(dl_server *s, dl_error *err) {
     return 0;
 }
 
+/* the key is read here once; from then on only its hash lives in s->wm */
+static int load_watermark(dl_server *s, dl_error *err) {
+    const dl_serve_cfg *c = &s->cfg;
+    if (!c->wm_key_file) return 0;
+    if (dl_wm_load(&s->wm, c->wm_key_file, c->wm_gamma, c->wm_delta, c->wm_context, err)) return -1;
+    dl_log("serve: watermark on (gamma %g, delta %g, context %d tokens)", c->wm_gamma, c->wm_delta, c->wm_context);
+    return 0;
+}
+
 static int listen_address(const char *host, int port, struct sockaddr_storage *ss, unsigned *flags, dl_error *err) {
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
@@ -243,6 +253,7 @@ static int start_daemon(dl_server *s, dl_error *err) {
 static void server_free(dl_server *s) {
     if (s->daemon) MHD_stop_daemon(s->daemon);
     dl_sched_free(s->sched);
+    dl_wm_wipe(&s->wm);
     dl_auth_free(s->auth);
     dl_usage_close(s->usage);
     dl_tok_free(s->tok);
@@ -272,9 +283,11 @@ dl_server *dl_serve_start(const dl_serve_cfg *cfg, dl_error *err) {
     s->started = (long long)time(NULL);
     pthread_mutex_init(&s->mu, NULL);
     dl_metrics_init(&s->metrics);
-    if (load_model(s, err) || !(s->usage = dl_usage_open(cfg->db_path, err)) ||
-        (!cfg->no_auth && !(s->auth = dl_auth_open(s->usage, err))) ||
-        !(s->sched = dl_sched_start(&s->model, s->tok, cfg->max_batch, cfg->max_queue, err)) || start_daemon(s, err)) {
+    int ok = !(load_model(s, err) || !(s->usage = dl_usage_open(cfg->db_path, err)) ||
+               (!cfg->no_auth && !(s->auth = dl_auth_open(s->usage, err))) || load_watermark(s, err) ||
+               !(s->sched = dl_sched_start(&s->model, s->tok, cfg->max_batch, cfg->max_queue, err)));
+    if (ok && cfg->wm_key_file) dl_sched_set_watermark(s->sched, &s->wm); /* before the first request can come */
+    if (!ok || start_daemon(s, err)) {
         server_free(s);
         return NULL;
     }

@@ -20,6 +20,7 @@ struct dl_server {
     dl_usage *usage;
     dl_auth *auth;   /* NULL with --no-auth */
     dl_sched *sched;
+    dl_wm wm;        /* the watermark, when cfg.wm_key_file is set */
     dl_metrics metrics;
     struct MHD_Daemon *daemon;
     int port;

@@ -1,0 +1,43 @@
+/* detect text: is this text watermarked with this key? */
+#include "detect_internal.h"
+#include <stdlib.h>
+
+/* The text's ids and, with a prompt file, the prompt's. */
+static int read_ids(const dl_detect_cfg *cfg, const dl_tokenizer *tok, dl_ivec *ids, dl_ivec *prompt, dl_error *err) {
+    char *text = NULL;
+    size_t len = 0;
+    int rc = detect_read_text(cfg->input, "text", &text, &len, err);
+    if (rc == 0) rc = dl_tok_encode(tok, text, len, 0, ids, err);
+    free(text);
+    if (rc || !cfg->prompt_file) return rc;
+    rc = detect_read_text(cfg->prompt_file, "prompt file", &text, &len, err);
+    if (rc == 0) rc = dl_tok_encode(tok, text, len, 0, prompt, err);
+    free(text);
+    return rc;
+}
+
+int dl_detect_text(const dl_detect_cfg *cfg, dl_detect_result *res, dl_error *err) {
+    *res = (dl_detect_result){.mode = DL_DETECT_TEXT};
+    dl_wm wm;
+    if (detect_load_wm(cfg, &wm, err)) return -1;
+    dl_tokenizer *tok = cfg->tokenizer ? dl_tok_load(cfg->tokenizer, err) : NULL;
+    if (!tok) {
+        dl_wm_wipe(&wm);
+        return cfg->tokenizer ? -1 : dl_fail(err, "no tokenizer given (the watermarking server's tokenizer.json)");
+    }
+    detect_note_tokenizer(res, cfg->tokenizer, dl_tok_vocab_size(tok));
+    dl_ivec ids = {0}, prompt = {0};
+    dl_wm_scorer *s = dl_wm_scorer_new(&wm);
+    int rc = s ? read_ids(cfg, tok, &ids, &prompt, err) : dl_fail(err, "out of memory");
+    if (rc == 0) rc = dl_wm_score(s, ids.data, ids.data, ids.len, cfg->prompt_file ? prompt.data : NULL, prompt.len, err);
+    if (rc == 0) {
+        dl_wm_scorer_stats(s, &res->st);
+        res->sequences = 1;
+    }
+    dl_wm_scorer_free(s);
+    dl_ivec_free(&ids);
+    dl_ivec_free(&prompt);
+    dl_tok_free(tok);
+    dl_wm_wipe(&wm);
+    return rc;
+}
