@@ -23,12 +23,14 @@ int cmd_demo(int argc, char **argv) {
     int rc = cli_parse("demo",
                        "Trains a byte-level BPE tokenizer and a small Llama-style teacher on a corpus, shows samples,\n"
                        "distils a student about a quarter its size from it (white-box: live teacher, forward KL), then\n"
-                       "serves the teacher on 127.0.0.1 (a free port, no key), harvests its answers with their top-10\n"
-                       "logprobs for prompts cut from the training text, distils a second student of the same size\n"
-                       "from that harvest alone (black-box), and prints a table of teacher vs both students:\n"
-                       "parameters, validation loss, top-1 agreement with the teacher, KL, generation tokens/s and a\n"
-                       "greedy sample from each. Writes everything under the run folder (model/ is the teacher,\n"
-                       "student/ the white-box student, student-bb/ the black-box one, harvest.jsonl its data).",
+                       "serves the teacher on 127.0.0.1 (a free port, no API key) with a keyed watermark, harvests its\n"
+                       "answers with their top-10 logprobs for prompts cut from the training text, distils a second\n"
+                       "student of the same size from that harvest alone (black-box), and prints a table of teacher\n"
+                       "vs both students: parameters, validation loss, top-1 agreement with the teacher, KL,\n"
+                       "generation tokens/s and a greedy sample from each. It ends with the proof: each student reads\n"
+                       "held-out plain text and distil detect model scores its guesses for the watermark key, with\n"
+                       "the p-value of so many green guesses from a model that never learned from the key. Writes everything under the run folder (model/ is the teacher, student/ the white-box\n"
+                       "student, student-bb/ the black-box one, harvest.jsonl its data, watermark.key the key).",
                        flags, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? 2 : 0;
     if (o.vocab_size < 260 || o.steps < 1 || o.student_steps < 1 || o.samples < 0 || o.sample_tokens < 1 || seed < 0)

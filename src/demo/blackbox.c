@@ -16,7 +16,7 @@
 #define BB_PROMPT_BYTES 40
 #define BB_CONCURRENCY 16 /* the server decodes up to 16 answers together */
 
-/* The one place the demo's server is configured (a watermark key goes here too). */
+/* The one place the demo's server is configured. */
 void dl_demo_serve_cfg(dl_serve_cfg *c, const char *model_dir, const char *db_path) {
     dl_serve_cfg_default(c);
     c->model_dir = model_dir;
@@ -81,13 +81,14 @@ int dl_demo_write_prompts(const char *corpus, const char *path, int n, dl_error 
 static int harvest_served(const dl_demo_opts *o, const dl_demo_bb *bb, dl_error *err) {
     dl_serve_cfg sc;
     dl_demo_serve_cfg(&sc, bb->teacher, bb->db);
+    sc.wm_key_file = bb->key;
     /* a proxy from the environment would get the loopback requests */
     if (!getenv("no_proxy") && !getenv("NO_PROXY")) setenv("no_proxy", "127.0.0.1", 0);
     dl_server *s = dl_serve_start(&sc, err);
     if (!s) return dl_fail_ctx(err, "demo: serving the teacher");
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", dl_serve_port(s));
-    dl_log("demo: the teacher is served at %s; harvesting %d completions of %d tokens with top-%d logprobs", url,
+    dl_log("demo: the teacher is served at %s with a watermark (key %s); harvesting %d completions of %d tokens with top-%d logprobs", url, bb->key,
            o->harvest_prompts, o->harvest_tokens, BB_TOP_LOGPROBS);
     dl_harvest_opts ho;
     dl_harvest_opts_default(&ho);

@@ -135,7 +135,7 @@ static int distil_student(const dl_demo_opts *o, const char *teacher, const char
 
 typedef struct {
     char corpus[4096], tok[4096], data[4096], cfg[4096], model[4096], val[4096], scfg[4096], student[4096];
-    char db[4096], prompts[4096], harvest[4096], student_bb[4096];
+    char db[4096], prompts[4096], harvest[4096], student_bb[4096], key[4096], marked[4096];
 } demo_paths;
 
 static int make_paths(demo_paths *p, const dl_demo_opts *o, dl_error *err) {
@@ -154,15 +154,25 @@ static int make_paths(demo_paths *p, const dl_demo_opts *o, dl_error *err) {
         dl_path_join(p->db, sizeof p->db, o->out, "usage.sqlite", err) ||
         dl_path_join(p->prompts, sizeof p->prompts, o->out, "prompts.jsonl", err) ||
         dl_path_join(p->harvest, sizeof p->harvest, o->out, "harvest.jsonl", err) ||
-        dl_path_join(p->student_bb, sizeof p->student_bb, o->out, "student-bb", err))
+        dl_path_join(p->student_bb, sizeof p->student_bb, o->out, "student-bb", err) ||
+        dl_path_join(p->key, sizeof p->key, o->out, "watermark.key", err) ||
+        dl_path_join(p->marked, sizeof p->marked, o->out, "heldout.txt", err))
         return -1;
     return 0;
 }
 
 /* The table: the teacher against the white-box and the black-box student. */
+static const char *const STUDENT_NAMES[2] = {"white-box", "black-box"};
+
 static int compare(const demo_paths *p, const dl_demo_opts *o, dl_error *err) {
-    const char *dirs[2] = {p->student, p->student_bb}, *names[2] = {"white-box", "black-box"};
-    return dl_demo_compare(p->model, dirs, names, 2, p->val, TABLE_PROMPT, o->sample_tokens, err);
+    const char *dirs[2] = {p->student, p->student_bb};
+    return dl_demo_compare(p->model, dirs, STUDENT_NAMES, 2, p->val, TABLE_PROMPT, o->sample_tokens, err);
+}
+
+/* The proof: which student learned from the watermarked API. */
+static int proof(const demo_paths *p, dl_error *err) {
+    const char *dirs[2] = {p->student, p->student_bb};
+    return dl_demo_proof(p->key, p->corpus, p->marked, dirs, STUDENT_NAMES, 2, err);
 }
 
 int dl_demo_run(const dl_demo_opts *o, dl_error *err) {
@@ -189,8 +199,9 @@ int dl_demo_run(const dl_demo_opts *o, dl_error *err) {
     double t1 = dl_now();
     if (distil_student(o, p.model, p.scfg, p.data, p.student, err)) return -1;
     dl_log("demo: white-box student distilled in %.0f s", dl_now() - t1);
-    dl_demo_bb bb = {p.corpus, p.model, p.tok, p.scfg, p.db, p.prompts, p.harvest, p.student_bb};
-    if (dl_demo_blackbox(o, &bb, err) || compare(&p, o, err)) return -1;
+    dl_demo_bb bb = {p.corpus, p.model, p.tok, p.scfg, p.key, p.db, p.prompts, p.harvest, p.student_bb};
+    if (dl_demo_write_key(p.key, err) || dl_demo_blackbox(o, &bb, err) || compare(&p, o, err) || proof(&p, err))
+        return -1;
     dl_log("demo: done in %.0f s; teacher in %s, white-box student in %s, black-box student in %s, its harvest in %s "
            "(try: distil generate --model %s --prompt \"And God\")",
            dl_now() - t0, p.model, p.student, p.student_bb, p.harvest, p.student);

@@ -14,7 +14,9 @@ typedef struct dl_demo_opts {
     const char *corpus; /* NULL: the KJV Bible that scripts/install-deps.sh writes */
     const char *out;    /* run folder: tokenizer.json, data/, config.json, model/ (teacher),
                            student.json, student/ (white-box), prompts.jsonl, harvest.jsonl,
-                           usage.sqlite (the server's log), student-bb/ (black-box) */
+                           usage.sqlite (the server's log), student-bb/ (black-box),
+                           watermark.key (the server's watermark), heldout.txt (the plain
+                           text the proof has the students read) */
     int vocab_size;
     int steps;          /* teacher training updates */
     int student_steps;  /* student distillation updates */
@@ -54,14 +56,22 @@ void dl_demo_train_defaults(struct dl_train_opts *to, const dl_demo_opts *o, con
 
 /* The black-box leg (blackbox.c): files it reads and writes. */
 typedef struct dl_demo_bb {
-    const char *corpus, *teacher, *tokenizer, *student_cfg; /* read */
+    const char *corpus, *teacher, *tokenizer, *student_cfg, *key; /* read (key: the watermark's) */
     const char *db, *prompts, *harvest, *student;            /* written */
 } dl_demo_bb;
-/* The server's configuration: the teacher on 127.0.0.1, a free port, no key. */
+/* The server's configuration: the teacher on 127.0.0.1, a free port, no API key (the demo adds
+ * its watermark key file, with default gamma, delta and context). */
 void dl_demo_serve_cfg(struct dl_serve_cfg *c, const char *model_dir, const char *db_path);
 /* n prompts cut from lines spread over the training part of the corpus, as harvest JSONL. */
 int dl_demo_write_prompts(const char *corpus, const char *path, int n, dl_error *err);
 /* Prompts, the served teacher harvested, the black-box student distilled. */
 int dl_demo_blackbox(const dl_demo_opts *o, const dl_demo_bb *bb, dl_error *err);
+
+/* The proof (proof.c). A fresh random watermark key, written to path. */
+int dl_demo_write_key(const char *path, dl_error *err);
+/* Writes the held-out end of the corpus to text_path, runs distil detect model on each student
+ * over it and prints pairs, green, z, p-value and a verdict per student. */
+int dl_demo_proof(const char *key_file, const char *corpus, const char *text_path, const char *const *dirs,
+                  const char *const *names, int n, dl_error *err);
 
 #endif

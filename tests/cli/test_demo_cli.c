@@ -69,11 +69,29 @@ static void test_demo_runs(void) {
     CHECK_MSG(lines == 6 && strstr(text, "\"top_logprobs\""), "%d harvest lines", lines);
     free(text);
     CHECK(strstr(r->err, "black-box student in") && strstr(r->err, "student-bb"));
+    /* the proof: a line per student with pairs, green, z, p-value and a verdict */
+    const char *pr = strstr(r->out, "provenance:");
+    CHECK_MSG(pr != NULL, "no proof section: %s", r->out);
+    for (int i = 0; pr && i < 2; i++) {
+        const char *name = i ? "\n  black-box " : "\n  white-box ";
+        const char *row = strstr(pr, name);
+        long pairs = -1, green = -1;
+        double z = 0, p = -1;
+        CHECK_MSG(row && sscanf(row + strlen(name), "%ld %ld %lf %lf", &pairs, &green, &z, &p) == 4,
+                  "proof row %s: %s", name, pr);
+        CHECK_MSG(pairs > 0 && green >= 0 && green <= pairs && p >= 0 && p <= 1, "%ld %ld %g %g", pairs, green, z, p);
+    }
+    /* the key is the run's own: 32 bytes, never printed */
+    char kp[1600], *key = NULL;
+    size_t klen = 0;
+    snprintf(kp, sizeof kp, "%s/watermark.key", out);
+    CHECK(dl_read_file(kp, &key, &klen, &err) == 0 && klen == 32);
+    free(key);
     const char *files[] = {"tokenizer.json", "config.json", "student.json", "data/train.bin", "data/val.bin",
                            "model/model.safetensors", "model/tokenizer.json", "student/model.safetensors",
                            "student/config.json", "student/metrics.jsonl", "prompts.jsonl", "usage.sqlite",
                            "student-bb/model.safetensors", "student-bb/metrics.jsonl", "student-bb/harvest/train.bin",
-                           NULL};
+                           "heldout.txt", NULL};
     for (const char **f = files; *f; f++) CHECK_MSG(file_nonempty(out, *f), "%s/%s missing", out, *f);
 }
 
