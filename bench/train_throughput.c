@@ -1,11 +1,14 @@
 /* Training throughput: forward + backward + clip + AdamW steps on random tokens, timed after
- * warm-up, plus an OpenBLAS sgemm peak on the same threads to put the figure in proportion.
- * Prints one JSON line (bench/train_throughput wraps it with the PyTorch comparison).
+ * warm-up, plus the sgemm peaks of OpenBLAS and of our own kernel (src/ops/gemm_avx512.c) on
+ * the same threads to put the figure in proportion. The matmuls go where dl_gemm sends them
+ * (our kernel on AVX-512 CPUs; DISTIL_GEMM=blas: OpenBLAS). Prints one JSON line
+ * (bench/train_throughput wraps it with the PyTorch comparison).
  *
  * FLOPs counted per step (bench/README.md):
  *   matmuls:   6 * P * B*T, P = parameters in matmuls = L*(C*QKV + C*C + 3*C*F) + V*C (lm_head)
  *   attention: 12 * L * B * NH * HS * T*(T+1)/2  (causal pairs; QK^T and AV forward, 2x backward) */
 #include "model/model.h"
+#include "ops/gemm.h"
 #include "ops/ops.h"
 #include "train/adamw.h"
 #include <cblas.h>
@@ -49,23 +52,26 @@ static double step_flops(const dl_config *c, int B, int T) {
 }
 
 /* Best of several square sgemms, 1024^3 and 2048^3, in GFLOP/s (best-of, so that a run
- * disturbed by other processes does not lower the peak). */
-static double sgemm_peak(void) {
+ * disturbed by other processes does not lower the peak): OpenBLAS's cblas_sgemm in peak[0],
+ * our kernel in peak[1] (0 without AVX-512F), the two taking turns. */
+static void sgemm_peaks(double peak[2]) {
     int n = 2048;
+    peak[0] = peak[1] = 0;
     float *a = malloc((size_t)n * n * 4), *b = malloc((size_t)n * n * 4), *c = malloc((size_t)n * n * 4);
-    if (!a || !b || !c) { free(a), free(b), free(c); return 0; }
+    if (!a || !b || !c) { free(a), free(b), free(c); return; }
     for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = (float)(i % 7) * 0.01f;
-    double best = 0;
     int sizes[] = {1024, 1024, 1024, 1024, 1024, 1024, 1024, 1024, 2048, 2048, 2048};
     for (int r = 0; r < (int)(sizeof sizes / sizeof sizes[0]); r++) {
         int m = sizes[r];
         double t0 = dl_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.0f, a, m, b, m, 0.0f, c, m);
-        double g = 2.0 * m * m * (double)m / (dl_now() - t0) / 1e9;
-        if (g > best) best = g;
+        double t1 = dl_now(), flops = 2.0 * m * m * (double)m;
+        if (flops / (t1 - t0) / 1e9 > peak[0]) peak[0] = flops / (t1 - t0) / 1e9;
+        int own = dl_gemm_avx512(0, 0, m, m, m, a, m, b, m, c, m, 0) == 0;
+        double t2 = dl_now();
+        if (own && flops / (t2 - t1) / 1e9 > peak[1]) peak[1] = flops / (t2 - t1) / 1e9;
     }
     free(a), free(b), free(c);
-    return best;
 }
 
 int main(int argc, char **argv) {
@@ -108,12 +114,14 @@ int main(int argc, char **argv) {
     double rss_mb = ru.ru_maxrss / 1024.0;
     double expected_mb = (4.0 * n + (double)dl_model_act_floats(&m)) * sizeof(float) / (1 << 20);
     double tps = (double)N / dt, gflops = step_flops(&cfg, o.B, o.T) / dt / 1e9;
-    double peak = sgemm_peak();
+    double peak[2];
+    sgemm_peaks(peak);
     printf("{\"tokens_per_s\": %.1f, \"gflops\": %.2f, \"sgemm_peak_gflops\": %.2f, \"sgemm_peak_share\": %.3f, "
+           "\"own_gemm_peak_gflops\": %.2f, \"own_gemm_peak_share\": %.3f, "
            "\"peak_rss_mb\": %.1f, \"expected_mb\": %.1f, \"step_ms\": %.1f, \"loss\": %.4f, \"threads\": %d, "
-           "\"blas_core\": \"%s\"",
-           tps, gflops, peak, peak > 0 ? gflops / peak : 0, rss_mb, expected_mb, dt * 1e3, loss, o.threads,
-           openblas_get_corename());
+           "\"gemm\": \"%s\", \"blas_core\": \"%s\"",
+           tps, gflops, peak[0], peak[0] > 0 ? gflops / peak[0] : 0, peak[1], peak[1] > 0 ? gflops / peak[1] : 0,
+           rss_mb, expected_mb, dt * 1e3, loss, o.threads, dl_gemm_backend(), openblas_get_corename());
     if (o.torch_tps > 0) printf(", \"torch_tokens_per_s\": %.1f, \"ratio_vs_torch\": %.3f", o.torch_tps, tps / o.torch_tps);
     if (o.torch_untuned_tps > 0)
         printf(", \"torch_untuned_tokens_per_s\": %.1f, \"ratio_vs_torch_untuned\": %.3f", o.torch_untuned_tps,

@@ -1,24 +1,22 @@
-/* matmul: the linear layers, on OpenBLAS sgemm. Weights are (OC,IC), HF's [out, in]. */
+/* matmul: the linear layers, on dl_gemm (our AVX-512 kernel, or OpenBLAS sgemm; gemm.h).
+ * Weights are (OC,IC), HF's [out, in]. */
 #include "ops.h"
-#include <cblas.h>
+#include "gemm.h"
 #include <string.h>
 
 // inp is (N,IC), weight is (OC,IC), out is (N,OC)
 void dl_matmul_forward(float *out, const float *inp, const float *weight, int N, int IC, int OC,
                        int accumulate) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, weight, IC,
-                accumulate ? 1.0f : 0.0f, out, OC);
+    dl_gemm(0, 1, N, OC, IC, inp, IC, weight, IC, out, OC, accumulate);
 }
 
 // dout is (N,OC); dinp (N,IC) = dout @ weight; dweight (OC,IC) += dout^T @ inp
 void dl_matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp,
                         const float *weight, int N, int IC, int OC) {
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight, IC, 0.0f,
-                    dinp, IC);
+        dl_gemm(0, 0, N, IC, OC, dout, OC, weight, IC, dinp, IC, 0);
     if (dweight)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,
-                    dweight, IC);
+        dl_gemm(1, 0, OC, IC, N, dout, OC, inp, IC, dweight, IC, 1);
 }
 
 /* The references accumulate in double so tests can tell kernel error from reference error. */
