@@ -131,7 +131,7 @@ static int run_model(const opts *o) {
 
 /* Small cubes, to see where our packing and threads stop paying. */
 static int run_small(const opts *o) {
-    static const int sizes[] = {8, 16, 24, 32, 48, 64, 96, 128, 192, 256};
+    static const int sizes[] = {8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 320, 384, 512};
     printf("{\"threads\": %d, \"blas_core\": \"%s\", \"small\": [", o->threads, openblas_get_corename());
     for (int i = 0; i < (int)(sizeof sizes / sizeof sizes[0]); i++) {
         int s = sizes[i];

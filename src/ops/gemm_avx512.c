@@ -48,7 +48,10 @@
 #define NC (NR * 64) /* columns of a packed B block */
 #define PREFETCH_ROWS 8 /* rows ahead the straight-copy packing prefetches */
 #define PACK_COST 16 /* packing one float costs about this many tile (row, column) products */
-#define MIN_THREAD_WORK (1 << 20) /* multiply-adds per thread, at least */
+/* Multiply-adds per thread, at least. Waking an OpenMP thread costs 40-60 us on the development
+ * VM with OMP_WAIT_POLICY=PASSIVE (dl_ops_tune_runtime's setting); `bench/gemm --small` had 2
+ * threads slower than 1 up to 256^3 and faster from 384^3. */
+#define MIN_THREAD_WORK (1 << 24)
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
@@ -306,8 +309,7 @@ int dl_gemm_avx512_available(void) {
     return cpu_has_avx512;
 }
 
-/* OpenMP's thread count, one inside a parallel region, and no more than the work is worth
- * (waking a thread costs microseconds). */
+/* OpenMP's thread count, one inside a parallel region, and no more than the work is worth. */
 static int threads_for(int M, int N, int K) {
 #ifdef _OPENMP
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();

@@ -116,19 +116,27 @@ static void test_blocked_shapes(gemm_fn fn, const char *name) {
         }
 }
 
-/* Our kernel gives the same bits on 1 and 2 threads (the K sums keep their order). */
-static void test_threads_same_bits(void) {
-    int M = 517, N = 301, K = 700;
-    float *A = fill((size_t)M * K, 0), *B = fill((size_t)N * K, 0);
-    float *c1 = malloc((size_t)M * N * sizeof(float)), *c2 = malloc((size_t)M * N * sizeof(float));
+/* Products big enough for 2 threads (over 2 x 2^24 multiply-adds), one cut along M and one
+ * along N: exact on integers in every transposition case, and the same bits on 1 and 2
+ * threads on floats (the K sums keep their order whatever the grid). */
+static void test_two_thread_grids(void) {
+    static const int shapes[][3] = {{700, 97, 513}, {30, 2100, 600}};
     int saved = omp_get_max_threads();
-    omp_set_num_threads(1);
-    CHECK(dl_gemm_avx512(0, 1, M, N, K, A, K, B, K, c1, N, 0) == 0);
-    omp_set_num_threads(2);
-    CHECK(dl_gemm_avx512(0, 1, M, N, K, A, K, B, K, c2, N, 0) == 0);
+    for (int i = 0; i < 2; i++) {
+        int M = shapes[i][0], N = shapes[i][1], K = shapes[i][2];
+        omp_set_num_threads(2);
+        for (int c = 0; c < 4; c++)
+            CHECK_MSG(check_one(own, (shape){c & 1, c >> 1, M, N, K, 1, c & 1}, 1), "%dx%dx%d", M, N, K);
+        float *A = fill((size_t)M * K, 0), *B = fill((size_t)N * K, 0);
+        float *c1 = malloc((size_t)M * N * sizeof(float)), *c2 = malloc((size_t)M * N * sizeof(float));
+        omp_set_num_threads(1);
+        CHECK(dl_gemm_avx512(0, 1, M, N, K, A, K, B, K, c1, N, 0) == 0);
+        omp_set_num_threads(2);
+        CHECK(dl_gemm_avx512(0, 1, M, N, K, A, K, B, K, c2, N, 0) == 0);
+        CHECK(memcmp(c1, c2, (size_t)M * N * sizeof(float)) == 0);
+        free(A), free(B), free(c1), free(c2);
+    }
     omp_set_num_threads(saved);
-    CHECK(memcmp(c1, c2, (size_t)M * N * sizeof(float)) == 0);
-    free(A), free(B), free(c1), free(c2);
 }
 
 /* Called from inside a parallel region, by two threads at once, each on its own output:
@@ -214,7 +222,7 @@ int main(void) {
         test_empty_k(dispatch, "dl_gemm");
     }
     if (have) {
-        test_threads_same_bits();
+        test_two_thread_grids();
         test_inside_parallel_region();
     } else
         printf("no AVX-512F on this CPU: the kernel's own checks did not run\n");
