@@ -54,3 +54,13 @@ void audit_summary_line(const dl_audit_result *res, const char *db_name, dl_buf 
     dl_buf_printf(b, "threshold %.2f: %d keys flagged (%d on their own, %d through their group); %d groups of 2+ keys, %d flagged.\n",
                   res->model->threshold, own + via, own, via, res->n_groups, gf);
 }
+
+void audit_key_columns(const dl_audit_key *k, double v[AUDIT_N_COLUMNS]) {
+    v[0] = k->x.distinct_ratio;
+    v[1] = k->x.similarity;
+    v[2] = k->x.logprobs_share;
+    v[3] = k->x.saturation;
+    v[4] = k->value[DL_AUDIT_F_REGULARITY];
+    v[5] = k->x.steadiness;
+    v[6] = k->x.breadth;
+}

@@ -98,6 +98,10 @@ void audit_printable(char *dst, size_t n, const char *src);
 void audit_format_time(double t, char *out, size_t n);      /* "YYYY-MM-DD HH:MM:SS" UTC, or "-" */
 void audit_group_name(int g, char *out, size_t n);          /* "g1", "g2", ...; "-" for -1 */
 const char *audit_flag_word(int flagged);                   /* "key", "group" or "-" */
+/* The feature columns of the table and the report, in their order: distinct, similarity,
+ * logprobs, saturation, regularity, steadiness, breadth. */
+#define AUDIT_N_COLUMNS 7
+void audit_key_columns(const dl_audit_key *k, double v[AUDIT_N_COLUMNS]);
 /* "linked by 9 shared templates (Jaccard 0.95), 2 shared addresses (10.0.0.7), 0 lock-step" */
 void audit_group_links(const dl_audit_group *g, char *out, size_t n);
 /* The one-paragraph summary both outputs start with. */

@@ -107,13 +107,9 @@ static void top(const dl_audit_result *res, dl_buf *b) {
         audit_group_name(key->group, group, sizeof group);
         dl_buf_printf(b, "| `%s` | %lld | %s | %.2f | %s | %lld |", key->name, key->id, group, key->score,
                       audit_flag_word(key->flagged), key->x.requests);
-        fmt(b, key->x.distinct_ratio);
-        fmt(b, key->x.similarity);
-        fmt(b, key->x.logprobs_share);
-        fmt(b, key->x.saturation);
-        fmt(b, key->value[DL_AUDIT_F_REGULARITY]);
-        fmt(b, key->x.steadiness);
-        fmt(b, key->x.breadth);
+        double v[AUDIT_N_COLUMNS];
+        audit_key_columns(key, v);
+        for (int c = 0; c < AUDIT_N_COLUMNS; c++) fmt(b, v[c]);
         dl_buf_printf(b, "\n");
     }
 }

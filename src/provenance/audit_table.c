@@ -14,13 +14,9 @@ static void key_line(const dl_audit_key *k, FILE *out) {
     audit_group_name(k->group, group, sizeof group);
     fprintf(out, "%5.2f  %-5s  %-5s  %-24.24s %8lld %10lld %10lld", k->score, group, audit_flag_word(k->flagged), k->name,
             k->x.requests, k->x.prompt_tokens, k->x.completion_tokens);
-    cell(out, k->x.distinct_ratio);
-    cell(out, k->x.similarity);
-    cell(out, k->x.logprobs_share);
-    cell(out, k->x.saturation);
-    cell(out, k->value[DL_AUDIT_F_REGULARITY]);
-    cell(out, k->x.steadiness);
-    cell(out, k->x.breadth);
+    double v[AUDIT_N_COLUMNS];
+    audit_key_columns(k, v);
+    for (int c = 0; c < AUDIT_N_COLUMNS; c++) cell(out, v[c]);
     fputc('\n', out);
 }
 

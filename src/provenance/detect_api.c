@@ -92,13 +92,8 @@ static int harvest(const dl_detect_cfg *cfg, char *out, size_t n, char *tmp_dir,
 int dl_detect_api(const dl_detect_cfg *cfg, dl_detect_result *res, dl_error *err) {
     *res = (dl_detect_result){.mode = DL_DETECT_API};
     dl_wm wm;
-    if (detect_load_wm(cfg, &wm, err)) return -1;
-    dl_tokenizer *tok = cfg->tokenizer ? dl_tok_load(cfg->tokenizer, err) : NULL;
-    if (!tok) {
-        dl_wm_wipe(&wm);
-        return cfg->tokenizer ? -1 : dl_fail(err, "no tokenizer given (the watermarking server's tokenizer.json)");
-    }
-    detect_note_tokenizer(res, cfg->tokenizer, dl_tok_vocab_size(tok));
+    dl_tokenizer *tok;
+    if (detect_load_wm_tokenizer(cfg, res, &wm, &tok, err)) return -1;
     char out[4096], tmp_dir[4096] = "";
     dl_wm_scorer *s = dl_wm_scorer_new(&wm);
     int rc = s ? harvest(cfg, out, sizeof out, tmp_dir, res, err) : dl_fail(err, "out of memory");

@@ -77,3 +77,15 @@ void detect_note_tokenizer(dl_detect_result *res, const char *path, int vocab) {
     snprintf(res->tokenizer, sizeof res->tokenizer, "%s", path ? path : "");
     res->vocab = vocab;
 }
+
+int detect_load_wm_tokenizer(const dl_detect_cfg *cfg, dl_detect_result *res, dl_wm *wm, dl_tokenizer **tok,
+                             dl_error *err) {
+    if (detect_load_wm(cfg, wm, err)) return -1;
+    *tok = cfg->tokenizer ? dl_tok_load(cfg->tokenizer, err) : NULL;
+    if (!*tok) {
+        dl_wm_wipe(wm);
+        return cfg->tokenizer ? -1 : dl_fail(err, "no tokenizer given (the watermarking server's tokenizer.json)");
+    }
+    detect_note_tokenizer(res, cfg->tokenizer, dl_tok_vocab_size(*tok));
+    return 0;
+}

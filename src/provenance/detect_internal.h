@@ -11,5 +11,9 @@ int detect_load_wm(const dl_detect_cfg *cfg, dl_wm *wm, dl_error *err);
 int detect_read_text(const char *path, const char *what, char **out, size_t *len, dl_error *err);
 /* res->tokenizer, res->vocab */
 void detect_note_tokenizer(dl_detect_result *res, const char *path, int vocab);
+/* detect text and api: the watermark and the watermarking server's tokenizer (cfg->tokenizer,
+ * required), noted in res. On failure nothing is left to free or wipe. */
+int detect_load_wm_tokenizer(const dl_detect_cfg *cfg, dl_detect_result *res, dl_wm *wm, dl_tokenizer **tok,
+                             dl_error *err);
 
 #endif

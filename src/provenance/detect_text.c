@@ -19,13 +19,8 @@ static int read_ids(const dl_detect_cfg *cfg, const dl_tokenizer *tok, dl_ivec *
 int dl_detect_text(const dl_detect_cfg *cfg, dl_detect_result *res, dl_error *err) {
     *res = (dl_detect_result){.mode = DL_DETECT_TEXT};
     dl_wm wm;
-    if (detect_load_wm(cfg, &wm, err)) return -1;
-    dl_tokenizer *tok = cfg->tokenizer ? dl_tok_load(cfg->tokenizer, err) : NULL;
-    if (!tok) {
-        dl_wm_wipe(&wm);
-        return cfg->tokenizer ? -1 : dl_fail(err, "no tokenizer given (the watermarking server's tokenizer.json)");
-    }
-    detect_note_tokenizer(res, cfg->tokenizer, dl_tok_vocab_size(tok));
+    dl_tokenizer *tok;
+    if (detect_load_wm_tokenizer(cfg, res, &wm, &tok, err)) return -1;
     dl_ivec ids = {0}, prompt = {0};
     dl_wm_scorer *s = dl_wm_scorer_new(&wm);
     int rc = s ? read_ids(cfg, tok, &ids, &prompt, err) : dl_fail(err, "out of memory");
