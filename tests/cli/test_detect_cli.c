@@ -47,43 +47,22 @@ static int make_model(void) {
     return rc ? -1 : 0;
 }
 
-/* The server in the background with the watermark; its URL from "listening on http://..." */
+/* The server in the background with the watermark, and its URL. */
 static int start_server(void) {
-    const char *out = path_of(0, "serve.out"), *errf = path_of(1, "serve.err");
-    server = fork();
-    if (server == 0) {
-        if (!freopen(out, "w", stdout) || !freopen(errf, "w", stderr)) _exit(127);
-        execl(DISTIL_BIN, DISTIL_BIN, "serve", "--model", model_dir, "--db", path_of(2, "usage.db"), "--port", "0",
-              "--threads", "1", "--no-auth", "--watermark-key-file", path_of(3, "wm.key"), (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 400 && server > 0; i++) { /* up to 20 s */
-        char buf[4096];
-        slurp(out, buf, sizeof buf);
-        const char *u = strstr(buf, "listening on http://");
-        if (u && sscanf(u + 13, "%127s", url) == 1) return 0;
-        int st;
-        if (waitpid(server, &st, WNOHANG) == server) {
-            server = -1;
-            return -1;
-        }
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    const char *args[] = {"serve", "--model", model_dir, "--db", path_of(2, "usage.db"), "--port", "0", "--threads",
+                          "1", "--no-auth", "--watermark-key-file", path_of(3, "wm.key"), NULL};
+    const char *out = path_of(0, "serve.out");
+    server = spawn_distil(out, path_of(1, "serve.err"), args);
+    int port = wait_serve_port(out, server);
+    if (port > 0) return snprintf(url, sizeof url, "http://127.0.0.1:%d", port), 0;
+    kill(server, SIGKILL);
+    waitpid(server, NULL, 0);
+    server = -1;
     return -1;
 }
 
 static void stop_server(void) {
-    if (server <= 0) return;
-    kill(server, SIGTERM);
-    int st;
-    for (int i = 0; i < 200; i++) {
-        if (waitpid(server, &st, WNOHANG) == server) return;
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    kill(server, SIGKILL);
-    waitpid(server, &st, 0);
+    if (server > 0) stop_distil(server);
 }
 
 static json_t *json_out(const run_result *r) {

@@ -90,32 +90,14 @@ static void test_student_and_teacher(void) {
     }
 }
 
-static int wait_port(const char *out_path) {
-    for (int i = 0; i < 3000; i++) {
-        char buf[256];
-        slurp(out_path, buf, sizeof buf);
-        const char *p = strstr(buf, "listening on http://127.0.0.1:");
-        if (p && strchr(p, '\n')) return atoi(p + strlen("listening on http://127.0.0.1:"));
-        usleep(10000);
-    }
-    return -1;
-}
-
 static void test_serve(void) {
     char out_path[700], err_path[700], db[700];
     snprintf(out_path, sizeof out_path, "%s/serve.out", tmp);
     snprintf(err_path, sizeof err_path, "%s/serve.err", tmp);
     snprintf(db, sizeof db, "%s/usage.db", tmp);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644), e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(o, 1);
-        dup2(e, 2);
-        execl(DISTIL_BIN, DISTIL_BIN, "serve", "--model", fix, "--db", db, "--port", "0", "--no-auth", "--threads", "1",
-              (char *)NULL);
-        _exit(127);
-    }
-    int port = wait_port(out_path);
+    const char *args[] = {"serve", "--model", fix, "--db", db, "--port", "0", "--no-auth", "--threads", "1", NULL};
+    pid_t pid = spawn_distil(out_path, err_path, args);
+    int port = wait_serve_port(out_path, pid);
     CHECK_MSG(port > 0, "the server did not start");
     if (port > 0) {
         http_resp r;

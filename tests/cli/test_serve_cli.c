@@ -94,26 +94,8 @@ static int port;
 static const char *KEY;
 
 static pid_t spawn_server(const char *out_path, const char *err_path) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644), e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(o, 1);
-        dup2(e, 2);
-        execl(DISTIL_BIN, DISTIL_BIN, "serve", "--model", model, "--db", db, "--port", "0", "--max-batch", "4", (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int wait_port(const char *out_path) {
-    for (int i = 0; i < 3000; i++) {
-        char buf[256];
-        slurp(out_path, buf, sizeof buf);
-        const char *p = strstr(buf, "listening on http://127.0.0.1:");
-        if (p && strchr(p, '\n')) return atoi(p + strlen("listening on http://127.0.0.1:"));
-        usleep(10000);
-    }
-    return -1;
+    const char *args[] = {"serve", "--model", model, "--db", db, "--port", "0", "--max-batch", "4", NULL};
+    return spawn_distil(out_path, err_path, args);
 }
 
 static void *long_stream(void *arg) {
@@ -159,7 +141,7 @@ static void test_sigterm_drains(void) {
     snprintf(out_path, sizeof out_path, "%s/serve.out", tmp);
     snprintf(err_path, sizeof err_path, "%s/serve.err", tmp);
     pid_t pid = spawn_server(out_path, err_path);
-    port = wait_port(out_path);
+    port = wait_serve_port(out_path, pid);
     CHECK_MSG(port > 0, "the server did not start");
     if (port <= 0) {
         kill(pid, SIGKILL);
