@@ -46,10 +46,12 @@ typedef struct dl_harvest_opts {
     double timeout_s;          /* one request, connection included */
     double backoff_s;          /* first wait before a retry; doubles each time (with jitter) */
     double max_backoff_s;      /* the longest wait before a retry, Retry-After included */
+    int seed;                  /* -1: none; else sent as "seed" with every request, so an endpoint
+                                * that honours it answers the same prompt the same way */
 } dl_harvest_opts;
 
 /* Defaults: concurrency 4, max_tokens 128, temperature 1, no logprobs, 5 retries, timeout 120 s,
- * backoff 0.5 s up to 60 s. */
+ * backoff 0.5 s up to 60 s, no seed. */
 void dl_harvest_opts_default(dl_harvest_opts *o);
 
 typedef struct dl_harvest_result {

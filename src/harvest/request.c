@@ -45,7 +45,8 @@ char *hv_request_body(const dl_harvest_opts *o, const char *model, json_t *input
     int bad = !b || json_object_set_new(b, "model", json_string(model)) ||
               json_object_set(b, o->chat ? "messages" : "prompt", input) ||
               json_object_set_new(b, "max_tokens", json_integer(o->max_tokens)) ||
-              json_object_set_new(b, "temperature", json_real(o->temperature));
+              json_object_set_new(b, "temperature", json_real(o->temperature)) ||
+              (o->seed >= 0 && json_object_set_new(b, "seed", json_integer(o->seed)));
     if (!bad && o->top_logprobs >= 0) {
         if (o->chat)
             bad = json_object_set_new(b, "logprobs", json_true()) ||

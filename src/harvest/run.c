@@ -19,6 +19,7 @@ void dl_harvest_opts_default(dl_harvest_opts *o) {
     o->timeout_s = 120;
     o->backoff_s = 0.5;
     o->max_backoff_s = 60;
+    o->seed = -1;
 }
 
 static int check_opts(const dl_harvest_opts *o, dl_error *err) {
@@ -29,6 +30,7 @@ static int check_opts(const dl_harvest_opts *o, dl_error *err) {
         return dl_fail(err, "--temperature %g must be >= 0", o->temperature);
     if (o->top_logprobs < -1 || o->top_logprobs > 1000)
         return dl_fail(err, "--top-logprobs %d must be in 0..1000 (or -1: none)", o->top_logprobs);
+    if (o->seed < -1) return dl_fail(err, "--seed %d must be >= 0 (or -1: none)", o->seed);
     if (o->retries < 0 || o->retries > 1000) return dl_fail(err, "--retries %d must be in 0..1000", o->retries);
     if (!(o->timeout_s > 0) || o->timeout_s > 1e6) return dl_fail(err, "--timeout %g must be > 0", o->timeout_s);
     if (!(o->backoff_s >= 0) || !(o->max_backoff_s >= 0) || o->max_backoff_s > 86400)

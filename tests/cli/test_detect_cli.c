@@ -97,7 +97,7 @@ static void test_api_and_text(void) {
                         "{\"id\": 5, \"prompt\": \"the lazy\"}\n{\"id\": 6, \"prompt\": \"quick brown\"}\n");
     char a[8000];
     snprintf(a, sizeof a, "detect api --key-file %s --endpoint %s --prompts %s --tokenizer %s/tokenizer.json "
-             "--max-tokens 100 --json --report %s --harvest-out %s --wm-delta 2",
+             "--max-tokens 100 --seed 7 --json --report %s --harvest-out %s --wm-delta 2",
              path_of(3, "wm.key"), url, prompts, model_dir, report, harvest);
     run_result *r = run_distil(tmp, a);
     CHECK_MSG(r->status == 0, "detect api: status %d: %s", r->status, r->err);

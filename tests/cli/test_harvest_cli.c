@@ -32,6 +32,10 @@ static void test_flags(void) {
              p(0, "none.jsonl"), p(1, "o.jsonl"));
     r = run_distil(tmp, a);
     CHECK_CLEAN_ERROR(r, "--concurrency 0 must be in 1..1024");
+    snprintf(a, sizeof a, "harvest --endpoint http://127.0.0.1:%d --prompts %s --out %s --seed -2", srv.port,
+             p(0, "none.jsonl"), p(1, "o.jsonl"));
+    r = run_distil(tmp, a);
+    CHECK_CLEAN_ERROR(r, "--seed -2 must be >= 0");
     snprintf(a, sizeof a, "harvest --endpoint ftp://x --prompts %s --out %s", p(0, "none.jsonl"), p(1, "o.jsonl"));
     r = run_distil(tmp, a);
     CHECK_CLEAN_ERROR(r, "must start with http:// or https://");

@@ -107,12 +107,15 @@ static void test_request_body(void) {
     CHECK(json_integer_value(json_object_get(b, "max_tokens")) == 17);
     CHECK(json_integer_value(json_object_get(b, "logprobs")) == 3);
     CHECK(!json_object_get(b, "messages") && !json_object_get(b, "top_logprobs"));
+    CHECK(!json_object_get(b, "seed")); /* none unless asked */
     json_decref(b);
     free(s);
     o.top_logprobs = -1;
+    o.seed = 42;
     s = hv_request_body(&o, "teacher", prompt);
     b = json_loads(s, 0, NULL);
     CHECK(b && !json_object_get(b, "logprobs"));
+    CHECK(json_integer_value(json_object_get(b, "seed")) == 42);
     json_decref(b);
     free(s);
     json_decref(prompt);
