@@ -94,6 +94,7 @@ static int harvest_served(const dl_demo_opts *o, const dl_demo_bb *bb, dl_error 
     dl_harvest_opts_default(&ho);
     ho.endpoint = url, ho.prompts_path = bb->prompts, ho.out_path = bb->harvest;
     ho.max_tokens = o->harvest_tokens, ho.top_logprobs = BB_TOP_LOGPROBS, ho.concurrency = BB_CONCURRENCY;
+    ho.seed = (int)(o->seed & 0x7fffffff); /* the same demo seed, the same harvest */
     dl_harvest_result res;
     int rc = dl_harvest_run(&ho, &res, err);
     if (rc == 0 && res.failed > 0) rc = dl_fail(err, "demo: %ld of %ld prompts failed (see %s.failures.jsonl)", res.failed,

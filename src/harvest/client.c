@@ -80,7 +80,7 @@ static int setup_slot(client *c, slot *s, const char *post_url, dl_error *err) {
 }
 
 static int start(client *c, slot *s, dl_error *err) {
-    if (!s->body && !(s->body = hv_request_body(c->o, c->model, job_prompt(c, s)->input)))
+    if (!s->body && !(s->body = hv_request_body(c->o, c->model, job_prompt(c, s)->input, job_prompt(c, s)->line)))
         return dl_fail(err, "out of memory");
     s->reply.len = 0;
     s->retry_after = s->retry_after_ms = -1;

@@ -46,8 +46,9 @@ typedef struct dl_harvest_opts {
     double timeout_s;          /* one request, connection included */
     double backoff_s;          /* first wait before a retry; doubles each time (with jitter) */
     double max_backoff_s;      /* the longest wait before a retry, Retry-After included */
-    int seed;                  /* -1: none; else sent as "seed" with every request, so an endpoint
-                                * that honours it answers the same prompt the same way */
+    int seed;                  /* -1: none; else the prompt on line L of the prompts file is sent
+                                * with "seed": seed + L, so an endpoint that honours it answers the
+                                * same prompt the same way, and prompts do not share a random stream */
 } dl_harvest_opts;
 
 /* Defaults: concurrency 4, max_tokens 128, temperature 1, no logprobs, 5 retries, timeout 120 s,

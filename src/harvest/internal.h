@@ -26,8 +26,9 @@ char *hv_id_key(json_t *id);
 /* ---- request.c ------------------------------------------------------------------------------ */
 /* URLs of the completions (or chat) route and of the model list for an endpoint (malloc'ed). */
 int hv_endpoint_urls(const char *endpoint, int chat, char **post_url, char **models_url, dl_error *err);
-/* The JSON body of one request (malloc'ed), or NULL when out of memory. */
-char *hv_request_body(const dl_harvest_opts *o, const char *model, json_t *input);
+/* The JSON body of one request (malloc'ed), or NULL when out of memory. With a seed, the prompt of
+ * line L of the prompts file is sent seed + L: repeatable, yet no two prompts share a random stream. */
+char *hv_request_body(const dl_harvest_opts *o, const char *model, json_t *input, long line);
 
 /* ---- response.c ----------------------------------------------------------------------------- */
 /* Turns a 2xx body into the OUT line of prompt p (appended to line, ending in '\n'). Fails with a

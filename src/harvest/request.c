@@ -40,13 +40,13 @@ int hv_endpoint_urls(const char *endpoint, int chat, char **post_url, char **mod
     return 0;
 }
 
-char *hv_request_body(const dl_harvest_opts *o, const char *model, json_t *input) {
+char *hv_request_body(const dl_harvest_opts *o, const char *model, json_t *input, long line) {
     json_t *b = json_object();
     int bad = !b || json_object_set_new(b, "model", json_string(model)) ||
               json_object_set(b, o->chat ? "messages" : "prompt", input) ||
               json_object_set_new(b, "max_tokens", json_integer(o->max_tokens)) ||
               json_object_set_new(b, "temperature", json_real(o->temperature)) ||
-              (o->seed >= 0 && json_object_set_new(b, "seed", json_integer(o->seed)));
+              (o->seed >= 0 && json_object_set_new(b, "seed", json_integer((json_int_t)o->seed + line)));
     if (!bad && o->top_logprobs >= 0) {
         if (o->chat)
             bad = json_object_set_new(b, "logprobs", json_true()) ||

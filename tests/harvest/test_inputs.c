@@ -99,7 +99,7 @@ static void test_request_body(void) {
     o.temperature = 0.7;
     o.top_logprobs = 3;
     json_t *prompt = json_string("Once");
-    char *s = hv_request_body(&o, "teacher", prompt);
+    char *s = hv_request_body(&o, "teacher", prompt, 1);
     CHECK(s && strstr(s, "\"temperature\":0.7") != NULL);
     json_t *b = json_loads(s, 0, NULL);
     CHECK(!strcmp(json_string_value(json_object_get(b, "model")), "teacher"));
@@ -112,17 +112,22 @@ static void test_request_body(void) {
     free(s);
     o.top_logprobs = -1;
     o.seed = 42;
-    s = hv_request_body(&o, "teacher", prompt);
+    s = hv_request_body(&o, "teacher", prompt, 1);
     b = json_loads(s, 0, NULL);
     CHECK(b && !json_object_get(b, "logprobs"));
-    CHECK(json_integer_value(json_object_get(b, "seed")) == 42);
+    CHECK(json_integer_value(json_object_get(b, "seed")) == 43); /* seed + line 1 */
+    json_decref(b);
+    free(s);
+    s = hv_request_body(&o, "teacher", prompt, 7);
+    b = json_loads(s, 0, NULL);
+    CHECK(b && json_integer_value(json_object_get(b, "seed")) == 49); /* another line, another stream */
     json_decref(b);
     free(s);
     json_decref(prompt);
     o.chat = 1;
     o.top_logprobs = 0;
     json_t *msgs = json_loads("[{\"role\":\"user\",\"content\":\"hi\"}]", 0, NULL);
-    s = hv_request_body(&o, "m", msgs);
+    s = hv_request_body(&o, "m", msgs, 1);
     b = json_loads(s, 0, NULL);
     CHECK(json_is_true(json_object_get(b, "logprobs")));
     CHECK(json_is_integer(json_object_get(b, "top_logprobs")) && json_integer_value(json_object_get(b, "top_logprobs")) == 0);
