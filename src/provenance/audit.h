@@ -108,6 +108,7 @@ typedef struct dl_audit_key {
     double value[DL_AUDIT_NF];    /* each feature in [0, 1]; NAN: not measured */
     double score;                 /* weighted mean of the measured values */
     int judged;                   /* enough requests to be flagged on its own */
+    int template_linked;          /* its prompts' template matched another key's (a template link) */
     int flagged;                  /* DL_AUDIT_NOT_FLAGGED, _BY_KEY or _BY_GROUP */
 } dl_audit_key;
 

@@ -1,8 +1,9 @@
 /* The audit as a whole: rows by key, features and score per key, links into groups, pooled
  * features and score per group, then who is flagged:
  *  - a key on its own when it has min_requests or more and scores >= threshold;
- *  - every member scoring >= member_min of a group scoring >= threshold (a plainly ordinary key
- *    is not flagged only for sharing an address with a harvester). */
+ *  - every member of a group scoring >= threshold that shares the group's prompt template (a
+ *    template link joined it), or that scores >= member_min itself: a plainly ordinary key is not
+ *    flagged only for sharing an address or a pace with a harvester. */
 #include "audit_internal.h"
 #include <math.h>
 #include <stdlib.h>
@@ -133,6 +134,7 @@ static int make_groups(const dl_audit_log *L, const by_key *b, const audit_links
         else {
             gr->members[gr->n_members++] = k;
             res->keys[k].group = g;
+            res->keys[k].template_linked = l->template_key[k];
         }
     }
     for (int k = 0; rc == 0 && k < K; k++) {
@@ -156,7 +158,7 @@ static void flag(dl_audit_result *res) {
         dl_audit_key *key = &res->keys[k];
         const dl_audit_group *g = key->group >= 0 ? &res->groups[key->group] : NULL;
         if (key->judged && key->score >= m->threshold) key->flagged = DL_AUDIT_BY_KEY;
-        else if (g && g->flagged && key->score >= m->member_min) key->flagged = DL_AUDIT_BY_GROUP;
+        else if (g && g->flagged && (key->template_linked || key->score >= m->member_min)) key->flagged = DL_AUDIT_BY_GROUP;
     }
 }
 

@@ -85,6 +85,7 @@ typedef struct audit_links {
     int *template_links, *address_links, *lockstep_links; /* per root */
     double *template_jaccard_sum;
     int *shared_address;        /* per root: a client index its keys share, -1 none */
+    int *template_key;          /* per key: 1 when a template link joined it to another key */
     int proxies;
 } audit_links;
 int audit_link_keys(const dl_audit_log *L, int *const *rows_of, const int *n_rows_of, const dl_audit_model *m,

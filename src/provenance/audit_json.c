@@ -1,7 +1,7 @@
 /* The audit as one JSON object:
  *   {"db", "requests", "skipped_rows", "prompts_logged", "first", "last", "median_requests",
  *    "proxies", "model": {"threshold", "member_min", "min_requests", "weights": {...}},
- *    "keys": [{"id", "name", "group", "score", "flagged", "flagged_by", "judged", "counts": {...},
+ *    "keys": [{"id", "name", "group", "score", "flagged", "flagged_by", "judged", "template_linked", "counts": {...},
  *              "features": {...raw...}, "values": {...in [0, 1]...}, "reasons": [...]}],
  *    "groups": [{"id", "keys": [names], "key_ids", "score", "flagged", "links": {...}, "counts",
  *                "features", "values", "reasons"}]}
@@ -65,6 +65,7 @@ static json_t *key_json(const dl_audit_result *res, const dl_audit_key *k) {
     json_object_set_new(o, "flagged", json_boolean(k->flagged));
     json_object_set_new(o, "flagged_by", k->flagged ? json_string(audit_flag_word(k->flagged)) : json_null());
     json_object_set_new(o, "judged", json_boolean(k->judged));
+    json_object_set_new(o, "template_linked", json_boolean(k->template_linked));
     json_object_set_new(o, "counts", counts(&k->x));
     json_object_set_new(o, "features", features(&k->x));
     json_object_set_new(o, "values", values(res->model, k->value));

@@ -58,6 +58,7 @@ static void template_pair(audit_links *l, const uint32_t *sig, int a, int b, dou
     if (j < min_j) return;
     int r = unite(l, a, b);
     l->template_links[r]++;
+    l->template_key[a] = l->template_key[b] = 1;
     l->template_jaccard_sum[r] += j;
 }
 
@@ -182,6 +183,7 @@ void audit_links_free(audit_links *l) {
     free(l->lockstep_links);
     free(l->template_jaccard_sum);
     free(l->shared_address);
+    free(l->template_key);
     memset(l, 0, sizeof *l);
 }
 
@@ -195,8 +197,9 @@ int audit_link_keys(const dl_audit_log *L, int *const *rows_of, const int *n_row
     l->lockstep_links = calloc(K, sizeof *l->lockstep_links);
     l->template_jaccard_sum = calloc(K, sizeof *l->template_jaccard_sum);
     l->shared_address = malloc(K * sizeof *l->shared_address);
+    l->template_key = calloc(K, sizeof *l->template_key);
     if (!l->root || !l->template_links || !l->address_links || !l->lockstep_links || !l->template_jaccard_sum ||
-        !l->shared_address) {
+        !l->shared_address || !l->template_key) {
         audit_links_free(l);
         return dl_fail(err, "out of memory linking keys");
     }

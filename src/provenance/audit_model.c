@@ -19,7 +19,7 @@ const dl_audit_model dl_audit_model_default = {
             "max(0, -B), B = (sd - mean) / (sd + mean) of the gaps between requests: 0 for random (Poisson) or "
             "bursty arrivals, 1 for a metronome",
             "share of equal slices of its active period, one per two requests, that hold a request: 1 for even "
-            "pacing, 0.86 for random (Poisson) arrivals, low for bursts separated by pauses",
+            "pacing, 0.86 for random (Poisson) arrivals, low for bursts separated by pauses; measured from 16 requests",
             "(hours of the day active - hours_floor) / (24 - hours_floor), clamped; only for keys active over "
             "hours_min_days or more",
             "log10(requests / the median key's requests) / volume_decades, clamped to [0, 1]",

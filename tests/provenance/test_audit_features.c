@@ -172,6 +172,23 @@ static void test_timing(void) {
     CHECK_CLOSE(slow.steadiness, poisson.steadiness, 1e-12, 0);
 }
 
+/* Steadiness needs 16 requests (8 slices): with fewer, random arrivals fill the slices as often as
+ * a metronome does, so it is not measured; from 16 an even pace gives 1. */
+static void test_steadiness_needs_requests(void) {
+    for (int n = 5; n <= 17; n++) {
+        dl_audit_log *L = dl_audit_log_new(NULL);
+        for (int i = 0; i < n; i++) fx_add(L, &(fx_req){1.7e9 + 60.0 * i, 1, "k", "a", "p", -1, 16, 5, 1});
+        dl_audit_result res;
+        CHECK(dl_audit_analyse(L, &res, NULL) == 0);
+        double s = res.keys[0].x.steadiness, v = res.keys[0].value[DL_AUDIT_F_STEADINESS];
+        if (n < 16) CHECK_MSG(isnan(s) && isnan(v), "%d requests: steadiness %.3f", n, s);
+        else CHECK_MSG(s == 1 && v == 1, "%d requests: steadiness %.3f", n, s);
+        CHECK(!isnan(res.keys[0].x.gap_cv)); /* the gaps are still measured */
+        dl_audit_result_free(&res);
+        dl_audit_log_free(L);
+    }
+}
+
 /* Hours of the day: around the clock vs office hours, over 3 days; nothing for one day. */
 static void test_hours(void) {
     dl_audit_log *L = dl_audit_log_new(NULL);
@@ -297,6 +314,7 @@ int main(void) {
     test_chat_roles_ignored();
     test_shares();
     test_timing();
+    test_steadiness_needs_requests();
     test_hours();
     test_breadth();
     test_volume_and_repeats();

@@ -94,6 +94,38 @@ static void test_group_crosses_threshold(void) {
     dl_audit_log_free(L);
 }
 
+/* In a flagged group, a quiet key that uses the group's template (no logprobs, random pace, short
+ * completions: a score under member_min) is flagged with it; an ordinary key that only shares one
+ * of the group's addresses is in the group but not flagged. */
+static void test_group_members(void) {
+    dl_rng r;
+    dl_rng_seed(&r, 18);
+    dl_audit_log *L = dl_audit_log_new(NULL);
+    ordinary_crowd(L, &r, 40, 1);
+    add_harvester(L, &r, &(harvester){.first = 6000, .keys = 10, .per_key = 4, .logprobs = 1, .period = 600}, 1);
+    char prompt[512];
+    double t = 1.7e9;
+    for (int i = 0; i < 6; i++) {
+        t += -900 * log(1 - dl_rng_float(&r));
+        fx_template_prompt(&r, prompt);
+        fx_add(L, &(fx_req){t, 6100, "quiet", "10.3.0.1", prompt, -1, 64, 12, 1});
+        fx_random_prompt(&r, 12, prompt);
+        fx_add(L, &(fx_req){t + 7, 6101, "colleague", "192.168.7.1", prompt, -1, 64, 12, 1});
+    }
+    dl_audit_result res;
+    CHECK(dl_audit_analyse(L, &res, NULL) == 0);
+    const dl_audit_key *h = key_by_id(&res, 6000), *quiet = key_by_id(&res, 6100), *mate = key_by_id(&res, 6101);
+    CHECK(h->group >= 0 && res.groups[h->group].flagged);
+    CHECK(quiet->group == h->group && quiet->template_linked);
+    CHECK_MSG(quiet->score < res.model->member_min && quiet->flagged == DL_AUDIT_BY_GROUP, "quiet key: score %.3f flagged %d",
+              quiet->score, quiet->flagged);
+    CHECK(mate->group == h->group && !mate->template_linked);
+    CHECK_MSG(mate->score < res.model->member_min && !mate->flagged, "colleague: score %.3f flagged %d", mate->score,
+              mate->flagged);
+    dl_audit_result_free(&res);
+    dl_audit_log_free(L);
+}
+
 /* One loud key: flagged on its own, with logprobs as its first reason. */
 static void test_single_harvester(void) {
     dl_rng r;
@@ -245,6 +277,7 @@ static void test_many_rows(void) {
 int main(void) {
     test_spread_harvester();
     test_group_crosses_threshold();
+    test_group_members();
     test_single_harvester();
     test_addresses();
     test_lockstep();
