@@ -30,7 +30,7 @@
 #define SIM_HOUR 3600.0
 
 typedef struct opts {
-    const char *corpus, *work;
+    const char *corpus, *work, *dump;
     int ordinary, fast, slow, groups, threads, scale_rows, log_prompts, keep;
     double seconds, hours;
     uint64_t seed;
@@ -535,6 +535,26 @@ static void judge(const world *w, const dl_audit_result *res, outcome *out, int 
     out->fpr = out->ordinary ? (double)out->fp / out->ordinary : 0;
 }
 
+/* Every key of the live run, one TSV line: its kind, the verdict, the score and each feature's
+ * value (NaN: not measured), for looking at where the kinds fall. */
+static int dump_keys(const char *path, const world *w, const dl_audit_result *res) {
+    FILE *f = fopen(path, "w");
+    if (!f) return perror(path), -1;
+    fprintf(f, "key\tkind\tharvest\tflagged\tgroup\trequests\tscore");
+    for (int j = 0; j < DL_AUDIT_NF; j++) fprintf(f, "\t%s", res->model->name[j]);
+    fprintf(f, "\n");
+    for (int k = 0; k < res->n_keys; k++) {
+        const dl_audit_key *key = &res->keys[k];
+        const actor *a = actor_of(w, key->id);
+        if (!a) continue;
+        fprintf(f, "%s\t%s\t%d\t%d\t%d\t%lld\t%.4f", key->name, KIND_NAME[a->kind], a->harvest, key->flagged, key->group,
+                key->x.requests, key->score);
+        for (int j = 0; j < DL_AUDIT_NF; j++) fprintf(f, "\t%.4f", key->value[j]);
+        fprintf(f, "\n");
+    }
+    return fclose(f) ? (perror(path), -1) : 0;
+}
+
 static int audit_db(const char *db, dl_audit_result *res, double *seconds, dl_error *err) {
     double t0 = dl_now();
     dl_audit_log *L = dl_audit_log_new(err);
@@ -609,6 +629,9 @@ static int offline(const opts *o, const corpus *c, const char *db, long long *ro
     if (rc == 0) rc = audit_db(db, &res, seconds, err);
     if (rc == 0) {
         judge(&w, &res, res_out, 0);
+        char path[1100];
+        snprintf(path, sizeof path, "%s.scale", o->dump ? o->dump : "");
+        if (o->dump && dump_keys(path, &w, &res)) rc = dl_fail(err, "cannot write %s", path);
         dl_audit_result_free(&res);
     }
     free_world(&w);
@@ -637,6 +660,7 @@ static int parse_args(int argc, char **argv, opts *o) {
         if (!v) return fprintf(stderr, "bench: %s needs a value\n", a), -1;
         if (!strcmp(a, "--corpus")) o->corpus = v;
         else if (!strcmp(a, "--work")) o->work = v;
+        else if (!strcmp(a, "--dump")) o->dump = v;
         else if (!strcmp(a, "--ordinary")) o->ordinary = atoi(v);
         else if (!strcmp(a, "--fast")) o->fast = atoi(v);
         else if (!strcmp(a, "--slow")) o->slow = atoi(v);
@@ -701,6 +725,7 @@ int main(int argc, char **argv) {
     if (audit_db(db, &res, &audit_s, &err)) return fprintf(stderr, "bench: audit: %s\n", err.msg), 1;
     outcome live, big = {0};
     judge(&w, &res, &live, 1);
+    if (o.dump && dump_keys(o.dump, &w, &res)) return 1;
     long long big_rows = 0;
     if (o.scale_rows > 0 && offline(&o, &c, db_big, &big_rows, &big_s, &big, &err))
         return fprintf(stderr, "bench: offline: %s\n", err.msg), 1;
