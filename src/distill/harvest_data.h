@@ -4,7 +4,7 @@
  *
  * One line -> one record (harvest_parse.c). Read from the line:
  *   prompt      "prompt" (a string: completions), or "messages" rendered with distil serve's
- *               chat template (serve/api.h; chat), so the student learns to answer in the format
+ *               chat template (dl_chat_render, tokenizer.h; chat), so the student learns to answer in the format
  *               it will be served in
  *   completion  "completion" (a string), finish_reason ("stop" means the teacher ended it)
  *   logprobs    optional, either shape (told apart by "content"):
@@ -72,9 +72,6 @@ typedef struct hd_record {
 /* Parses one line (without its newline) into r (emptied first). */
 int hd_parse_line(hd_record *r, const char *line, size_t len, dl_error *err);
 void hd_record_free(hd_record *r);
-/* distil serve's chat template (serve/api.h) over a messages array, appended to out. */
-struct json_t;
-int hd_render_chat(struct json_t *messages, dl_buf *out, dl_error *err);
 
 /* ---- one record as the student's sequence (harvest_map.c) --------------------------------------- */
 typedef struct hd_counts {

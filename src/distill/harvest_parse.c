@@ -207,7 +207,8 @@ static int read_prompt(hd_record *r, json_t *o, dl_error *err) {
     if (prompt && msgs) return dl_fail(err, "has both 'prompt' and 'messages'");
     if (msgs) {
         r->chat = 1;
-        return hd_render_chat(msgs, &r->prompt, err);
+        char param[DL_CHAT_PARAM_MAX];
+        return dl_chat_render(msgs, 0, &r->prompt, param, err) ? -1 : 0;
     }
     if (!prompt) return dl_fail(err, "has neither 'prompt' nor 'messages'");
     if (!json_is_string(prompt)) return dl_fail(err, "'prompt' must be a string, got %s", dl_json_type_name(prompt));
@@ -241,48 +242,4 @@ int hd_parse_line(hd_record *r, const char *line, size_t len, dl_error *err) {
     int rc = read_line(r, o, err);
     json_decref(o);
     return rc;
-}
-
-/* ---- distil serve's chat template --------------------------------------------------------------- */
-
-static const char *role_label(const char *role) {
-    if (!strcmp(role, "system") || !strcmp(role, "developer")) return "### System:\n";
-    if (!strcmp(role, "user")) return "### User:\n";
-    if (!strcmp(role, "assistant")) return "### Assistant:\n";
-    return NULL;
-}
-
-// a string, a list of {"type": "text", "text": ...} parts, or null for an assistant turn
-static int append_content(json_t *content, int assistant, dl_buf *out, size_t i, dl_error *err) {
-    if (json_is_string(content))
-        return dl_buf_append(out, json_string_value(content), json_string_length(content)) ? dl_fail(err, "out of memory")
-                                                                                          : 0;
-    if ((!content || json_is_null(content)) && assistant) return 0;
-    if (!json_is_array(content)) return dl_fail(err, "messages[%zu].content must be a string or a list of text parts", i);
-    size_t j;
-    json_t *part;
-    json_array_foreach(content, j, part) {
-        json_t *type = json_object_get(part, "type"), *text = json_object_get(part, "text");
-        if (!json_is_string(type) || strcmp(json_string_value(type), "text") != 0 || !json_is_string(text))
-            return dl_fail(err, "messages[%zu].content[%zu] must be {\"type\": \"text\", \"text\": a string}", i, j);
-        if (dl_buf_append(out, json_string_value(text), json_string_length(text))) return dl_fail(err, "out of memory");
-    }
-    return 0;
-}
-
-int hd_render_chat(json_t *messages, dl_buf *out, dl_error *err) {
-    if (!json_is_array(messages) || json_array_size(messages) == 0)
-        return dl_fail(err, "'messages' must be a non-empty array");
-    size_t i;
-    json_t *m;
-    json_array_foreach(messages, i, m) {
-        json_t *role = json_object_get(m, "role");
-        if (!json_is_object(m)) return dl_fail(err, "messages[%zu] must be an object", i);
-        const char *label = json_is_string(role) ? role_label(json_string_value(role)) : NULL;
-        if (!label) return dl_fail(err, "messages[%zu].role must be system, developer, user or assistant", i);
-        if (dl_buf_append(out, label, strlen(label))) return dl_fail(err, "out of memory");
-        if (append_content(json_object_get(m, "content"), label[4] == 'A', out, i, err)) return -1;
-        if (dl_buf_append(out, "\n\n", 2)) return dl_fail(err, "out of memory");
-    }
-    return dl_buf_append(out, "### Assistant:\n", 15) ? dl_fail(err, "out of memory") : 0;
 }

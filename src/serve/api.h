@@ -61,13 +61,7 @@ typedef struct dl_api_request {
 int dl_api_parse_request(dl_api_request *r, int chat, const char *body, size_t len, dl_api_error *e);
 void dl_api_request_free(dl_api_request *r);
 
-/* The chat template: every message becomes "### System:\n", "### User:\n" or
- * "### Assistant:\n" followed by its content and a blank line ("\n\n"); then
- * "### Assistant:\n" asks for the reply. Roles: system and developer (both shown as System),
- * user, assistant. Content: a string or a list of {"type": "text", "text": ...} parts.
- * messages is a jansson array; appends the rendered text to out. */
-struct json_t;
-int dl_api_render_chat(struct json_t *messages, dl_buf *out, dl_api_error *e);
+/* Chat messages become one prompt through the chat template of tokenizer.h (dl_chat_render). */
 
 /* ---- what one choice produced (filled by the scheduler, read by the responses) ------------ */
 typedef struct dl_api_top { int32_t id; float logprob; } dl_api_top;

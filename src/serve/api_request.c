@@ -227,9 +227,12 @@ static int parse_body(dl_api_request *r, json_t *o, dl_api_error *e) {
         if (!r->prompts) return OOM(e);
         r->n_prompts = 1;
         dl_buf text = {0};
-        if (dl_api_render_chat(msgs, &text, e)) {
+        char param[DL_CHAT_PARAM_MAX];
+        dl_error err;
+        int rc = dl_chat_render(msgs, DL_API_MAX_MESSAGES, &text, param, &err);
+        if (rc) {
             dl_buf_free(&text);
-            return -1;
+            return rc == -1 ? BAD(e, param, "%s", err.msg) : OOM(e);
         }
         r->prompts[0].text = text.data;
     } else if (parse_prompt(r, field(o, "prompt"), e))

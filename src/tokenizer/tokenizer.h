@@ -123,4 +123,16 @@ int dl_tok_type(const dl_tokenizer *t, int id);
  * exactly n_vocab tokens (the file does not say how many; the checkpoint does). Little-endian. */
 dl_tokenizer *dl_tok_load_llama2c(const void *data, size_t len, int n_vocab, dl_error *err);
 
+/* ---- the chat template ------------------------------------------------------------------------- */
+/* Every message becomes "### System:\n", "### User:\n" or "### Assistant:\n" followed by its
+ * content and a blank line ("\n\n"); then "### Assistant:\n" asks for the reply. Roles: system
+ * and developer (both shown as System), user, assistant. Content: a string or a list of
+ * {"type": "text", "text": ...} parts (null for an assistant turn). messages is a jansson array;
+ * max_messages > 0 refuses longer lists. Appends the text to out and returns 0; -1 when the
+ * messages are malformed (err says how, param names the field: "messages[2].role"); -2 when out
+ * of memory. */
+#define DL_CHAT_PARAM_MAX 64
+struct json_t;
+int dl_chat_render(struct json_t *messages, int max_messages, dl_buf *out, char param[DL_CHAT_PARAM_MAX], dl_error *err);
+
 #endif

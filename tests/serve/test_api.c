@@ -189,7 +189,7 @@ static void test_chat(void) {
     check_bad(1, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"user\"}]}",
               "messages[1].content", NULL);
     check_bad(1, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\"}]}]}",
-              "messages[0].content", "text");
+              "messages[0].content[0]", "text"); /* the part itself is named */
     check_bad(1, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_logprobs\":2}",
               "top_logprobs", "logprobs");
     check_bad(1, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":true,\"top_logprobs\":21}",
