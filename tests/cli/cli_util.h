@@ -10,7 +10,7 @@
 
 typedef struct { int exited, status, signaled; char out[65536], err[65536]; } run_result;
 
-static void slurp(const char *path, char *buf, size_t n) {
+static inline void slurp(const char *path, char *buf, size_t n) {
     buf[0] = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return;
@@ -20,7 +20,7 @@ static void slurp(const char *path, char *buf, size_t n) {
 }
 
 /* Runs `DISTIL_BIN args` through the shell, capturing stdout and stderr. */
-static run_result *run_distil(const char *tmp, const char *args) {
+static inline run_result *run_distil(const char *tmp, const char *args) {
     static run_result r;
     char cmd[8192], o[600], e[600];
     snprintf(o, sizeof o, "%s/stdout.txt", tmp);
@@ -82,7 +82,7 @@ static inline int stop_distil(pid_t pid) {
     return -1;
 }
 
-static void write_text(const char *path, const char *text) {
+static inline void write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "wb");
     if (!f) { fprintf(stderr, "cannot write %s\n", path); exit(2); }
     fputs(text, f);

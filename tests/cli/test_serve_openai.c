@@ -2,39 +2,15 @@
  * completions, chat, streaming, logprobs, an auth failure and a 429. Exits 77 (ctest: skipped,
  * not passed) when node or the npm package is missing; scripts/install-deps.sh installs it
  * (npm ci in tests/serve/openai). */
+#include "cli_util.h"
 #include "ops/ops.h"
 #include "serve/serve.h"
 #include "serve/serve_fixture.h"
-#include "test.h"
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
-
-static void slurp(const char *path, char *buf, size_t n) {
-    buf[0] = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return;
-    size_t k = fread(buf, 1, n - 1, f);
-    buf[k] = 0;
-    fclose(f);
-}
 
 static int have_node_client(const char *dir) {
     char path[1200];
     snprintf(path, sizeof path, "%s/node_modules/openai/package.json", dir);
     return system("node --version >/dev/null 2>&1") == 0 && dl_path_exists(path);
-}
-
-static int wait_port(const char *out_path, pid_t pid) {
-    for (int i = 0; i < 3000; i++) {
-        char buf[256];
-        slurp(out_path, buf, sizeof buf);
-        const char *p = strstr(buf, "listening on http://127.0.0.1:");
-        if (p && strchr(p, '\n')) return atoi(p + strlen("listening on http://127.0.0.1:"));
-        if (waitpid(pid, NULL, WNOHANG) == pid) return -1;
-        usleep(10000);
-    }
-    return -1;
 }
 
 int main(int argc, char **argv) {
@@ -61,15 +37,8 @@ int main(int argc, char **argv) {
     CHECK(dl_keys_create(db, "node", &none, key, &id, &err) == 0);
     CHECK(dl_keys_create(db, "node-limited", &one_rpm, limited, &id, &err) == 0);
 
-    pid_t pid = fork();
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644), e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(o, 1);
-        dup2(e, 2);
-        execl(DISTIL_BIN, DISTIL_BIN, "serve", "--model", model, "--db", db, "--port", "0", (char *)NULL);
-        _exit(127);
-    }
-    int port = wait_port(out, pid);
+    pid_t pid = spawn_distil(out, err_path, (const char *const[]){"serve", "--model", model, "--db", db, "--port", "0", NULL});
+    int port = wait_serve_port(out, pid);
     CHECK_MSG(port > 0, "the server did not start");
     if (port > 0) {
         char log[700];
@@ -82,9 +51,7 @@ int main(int argc, char **argv) {
         CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0 && strstr(text, "checks passed"), "node client:\n%s", text);
         printf("%s", text);
     }
-    kill(pid, SIGTERM);
-    int st;
-    waitpid(pid, &st, 0);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    int st = stop_distil(pid);
+    CHECK_MSG(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "serve did not drain and exit 0 on SIGTERM (status %d)", st);
     TEST_MAIN_END();
 }
