@@ -8,14 +8,13 @@
  *    suspect folder that is not a model, a tokenizer that differs; a text with nothing to score
  *    is reported as p = 1 (exit 0); --help tells every flag. */
 #include "cli_util.h"
+#include "tiny_model.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include <jansson.h>
 #include <signal.h>
 #include <time.h>
 
-static const char *CORPUS = "the cat sat on the mat. the dog sat on the log. a cat and a dog met on the mat.\n"
-                            "the quick brown fox jumps over the lazy dog. the cat saw the fox and the dog ran.\n";
 
 static char tmp[512], model_dir[700], url[128];
 static pid_t server = -1;
@@ -26,26 +25,7 @@ static const char *path_of(int slot, const char *name) {
     return p[slot];
 }
 
-static int make_model(void) {
-    dl_error err;
-    char p[900];
-    dl_tokenizer *tok = dl_tok_train(CORPUS, strlen(CORPUS), 300, NULL, &err);
-    if (!tok) return fprintf(stderr, "tokenizer: %s\n", err.msg), -1;
-    dl_config c = {.V = dl_tok_vocab_size(tok), .C = 32, .F = 64, .L = 2, .NH = 4, .NKV = 2, .max_T = 256,
-                   .rms_eps = 1e-5f, .rope_theta = 10000.0f, .tied = 1, .bos_id = -1, .eos_id = -1};
-    dl_model m;
-    int rc = dl_model_create(&m, &c, &err);
-    if (rc == 0) {
-        dl_model_init_random(&m, 5);
-        for (size_t i = 0; i < m.lay.total; i++) m.params[i] *= 4.0f; /* next-token entropy of a few nats */
-        rc = dl_model_save(&m, model_dir, &err) || dl_path_join(p, sizeof p, model_dir, "tokenizer.json", &err) ||
-             dl_tok_save(tok, p, &err);
-        dl_model_free(&m);
-    }
-    dl_tok_free(tok);
-    if (rc) fprintf(stderr, "model: %s\n", err.msg);
-    return rc ? -1 : 0;
-}
+static int make_model(void) { return make_tiny_model(model_dir, 256, 4.0f); }
 
 /* The server in the background with the watermark, and its URL. */
 static int start_server(void) {
