@@ -5,6 +5,7 @@
  * it the process had a core); rank 0 prints one JSON line. bench/scale runs it
  * for 1 and 2 processes and passes the first result in (--tps-1) to get the efficiency
  * tps_N / (N * tps_1). */
+#include "step_args.h"
 #include "model/model.h"
 #include "ops/ops.h"
 #include "train/adamw.h"
@@ -14,31 +15,24 @@
 #include <time.h>
 
 typedef struct opts {
-    const char *config;
-    int threads, B, T, steps, warmup;
+    bench_step_args s;
     double tps_1;    /* tokens/s of one process, when the caller measured it */
     double cpu_ms_1; /* and its CPU milliseconds per step */
 } opts;
 
 static int parse_args(int argc, char **argv, opts *o) {
-    *o = (opts){.config = "configs/bench-5m.json", .threads = 1, .B = 4, .T = 256, .steps = 10, .warmup = 2};
+    *o = (opts){.s = {.config = "configs/bench-5m.json", .threads = 1, .B = 4, .T = 256, .steps = 10, .warmup = 2}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return fprintf(stderr, "bench: %s needs a value\n", a), -1;
-        if (!strcmp(a, "--config")) o->config = v;
-        else if (!strcmp(a, "--threads")) o->threads = atoi(v);
-        else if (!strcmp(a, "--batch")) o->B = atoi(v);
-        else if (!strcmp(a, "--seq")) o->T = atoi(v);
-        else if (!strcmp(a, "--steps")) o->steps = atoi(v);
-        else if (!strcmp(a, "--warmup")) o->warmup = atoi(v);
-        else if (!strcmp(a, "--tps-1")) o->tps_1 = atof(v);
-        else if (!strcmp(a, "--cpu-ms-1")) o->cpu_ms_1 = atof(v);
-        else return fprintf(stderr, "bench: unknown flag %s\n", a), -1;
+        if (!bench_step_flag(&o->s, a, v)) {
+            if (!strcmp(a, "--tps-1")) o->tps_1 = atof(v);
+            else if (!strcmp(a, "--cpu-ms-1")) o->cpu_ms_1 = atof(v);
+            else return fprintf(stderr, "bench: unknown flag %s\n", a), -1;
+        }
         i++;
     }
-    if (o->threads <= 0 || o->B <= 0 || o->T <= 0 || o->steps <= 0 || o->warmup < 0)
-        return fprintf(stderr, "bench: --threads, --batch, --seq, --steps must be positive\n"), -1;
-    return 0;
+    return bench_step_check(&o->s);
 }
 
 typedef struct times { double compute, wait, allreduce, optimizer; } times;
@@ -76,16 +70,16 @@ static int run(const opts *o) {
     dl_error err;
     dl_config cfg;
     dl_model m;
-    if (dl_config_load(o->config, &cfg, &err) || dl_model_create(&m, &cfg, &err)) {
+    if (dl_config_load(o->s.config, &cfg, &err) || dl_model_create(&m, &cfg, &err)) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
     dl_model_init_random(&m, 1337); /* the same weights on every rank, as the trainer starts */
-    if (dl_model_alloc_train(&m, o->B, o->T, &err)) {
+    if (dl_model_alloc_train(&m, o->s.B, o->s.T, &err)) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
-    size_t n = m.lay.total, N = (size_t)o->B * o->T;
+    size_t n = m.lay.total, N = (size_t)o->s.B * o->s.T;
     float *am = calloc(n, sizeof(float)), *av = calloc(n, sizeof(float));
     int32_t *tok = malloc((N + 1) * sizeof(int32_t));
     if (!am || !av || !tok) return fprintf(stderr, "bench: out of memory\n"), 1;
@@ -94,25 +88,25 @@ static int run(const opts *o) {
     for (size_t i = 0; i <= N; i++) tok[i] = (int32_t)dl_rng_below(&rng, (uint64_t)cfg.V);
     times tm = {0}, skip = {0};
     double t_start = 0, c_start = 0;
-    for (int s = 0; s < o->warmup + o->steps; s++) {
-        if (s == o->warmup) t_start = dl_now(), c_start = cpu_now();
-        step(&m, tok, o->B, o->T, am, av, s + 1, s < o->warmup ? &skip : &tm);
+    for (int s = 0; s < o->s.warmup + o->s.steps; s++) {
+        if (s == o->s.warmup) t_start = dl_now(), c_start = cpu_now();
+        step(&m, tok, o->s.B, o->s.T, am, av, s + 1, s < o->s.warmup ? &skip : &tm);
     }
-    double dt = (dl_now() - t_start) / o->steps;
-    double cpu = dl_dist_mean_double((cpu_now() - c_start) / o->steps);
+    double dt = (dl_now() - t_start) / o->s.steps;
+    double cpu = dl_dist_mean_double((cpu_now() - c_start) / o->s.steps);
     /* ranks wait for each other in every all-reduce, so rank 0's clock is the job's; the compute
      * time is each rank's own, averaged */
-    double compute = dl_dist_mean_double(tm.compute / o->steps);
+    double compute = dl_dist_mean_double(tm.compute / o->s.steps);
     int world = dl_dist_world();
     double tps = (double)N * world / dt;
     if (dl_dist_rank() == 0) {
-        double per = 1e3 / o->steps;
+        double per = 1e3 / o->s.steps;
         printf("{\"processes\": %d, \"tokens_per_s\": %.1f, \"step_ms\": %.1f, \"cpu_ms\": %.1f, "
                "\"compute_ms\": %.1f, \"wait_ms\": %.2f, \"allreduce_ms\": %.2f, \"optimizer_ms\": %.1f, "
                "\"allreduce_mb\": %.1f, \"batch_per_process\": %d, \"seq\": %d, \"threads_per_process\": %d, "
                "\"steps\": %d, \"params\": %zu",
                world, tps, dt * 1e3, cpu * 1e3, compute * 1e3, tm.wait * per, tm.allreduce * per, tm.optimizer * per,
-               n * sizeof(float) / 1e6, o->B, o->T, o->threads, o->steps, n);
+               n * sizeof(float) / 1e6, o->s.B, o->s.T, o->s.threads, o->s.steps, n);
         if (o->tps_1 > 0)
             printf(", \"tps_1\": %.1f, \"tps_%d\": %.1f, \"efficiency\": %.3f", o->tps_1, world, tps,
                    tps / (world * o->tps_1));
@@ -129,7 +123,7 @@ int main(int argc, char **argv) {
     opts o;
     if (parse_args(argc, argv, &o)) return 2;
     if (dl_dist_init(&argc, &argv)) return fprintf(stderr, "bench: MPI_Init failed\n"), 1;
-    dl_set_threads(o.threads);
+    dl_set_threads(o.s.threads);
     int rc = run(&o);
     dl_dist_finalize(rc);
     return rc;

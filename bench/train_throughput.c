@@ -7,6 +7,7 @@
  * FLOPs counted per step (bench/README.md):
  *   matmuls:   6 * P * B*T, P = parameters in matmuls = L*(C*QKV + C*C + 3*C*F) + V*C (lm_head)
  *   attention: 12 * L * B * NH * HS * T*(T+1)/2  (causal pairs; QK^T and AV forward, 2x backward) */
+#include "step_args.h"
 #include "model/model.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
@@ -17,31 +18,24 @@
 #include <sys/resource.h>
 
 typedef struct opts {
-    const char *config;
-    int threads, B, T, steps, warmup;
+    bench_step_args s;
     double torch_tps;         /* tokens/s of the PyTorch run, when the caller measured it */
     double torch_untuned_tps; /* the same without the OpenMP/OpenBLAS settings */
 } opts;
 
 static int parse_args(int argc, char **argv, opts *o) {
-    *o = (opts){.config = "configs/bench-5m.json", .threads = 2, .B = 8, .T = 256, .steps = 10, .warmup = 2};
+    *o = (opts){.s = {.config = "configs/bench-5m.json", .threads = 2, .B = 8, .T = 256, .steps = 10, .warmup = 2}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return fprintf(stderr, "bench: %s needs a value\n", a), -1;
-        if (!strcmp(a, "--config")) o->config = v;
-        else if (!strcmp(a, "--threads")) o->threads = atoi(v);
-        else if (!strcmp(a, "--batch")) o->B = atoi(v);
-        else if (!strcmp(a, "--seq")) o->T = atoi(v);
-        else if (!strcmp(a, "--steps")) o->steps = atoi(v);
-        else if (!strcmp(a, "--warmup")) o->warmup = atoi(v);
-        else if (!strcmp(a, "--torch-tokens-per-s")) o->torch_tps = atof(v);
-        else if (!strcmp(a, "--torch-untuned-tokens-per-s")) o->torch_untuned_tps = atof(v);
-        else return fprintf(stderr, "bench: unknown flag %s\n", a), -1;
+        if (!bench_step_flag(&o->s, a, v)) {
+            if (!strcmp(a, "--torch-tokens-per-s")) o->torch_tps = atof(v);
+            else if (!strcmp(a, "--torch-untuned-tokens-per-s")) o->torch_untuned_tps = atof(v);
+            else return fprintf(stderr, "bench: unknown flag %s\n", a), -1;
+        }
         i++;
     }
-    if (o->threads <= 0 || o->B <= 0 || o->T <= 0 || o->steps <= 0 || o->warmup < 0)
-        return fprintf(stderr, "bench: --threads, --batch, --seq, --steps must be positive\n"), -1;
-    return 0;
+    return bench_step_check(&o->s);
 }
 
 static double step_flops(const dl_config *c, int B, int T) {
@@ -78,20 +72,20 @@ int main(int argc, char **argv) {
     opts o;
     if (parse_args(argc, argv, &o)) return 2;
     dl_ops_tune_runtime(argv); // OpenMP/OpenBLAS settings, see src/ops/runtime.c
-    dl_set_threads(o.threads);
+    dl_set_threads(o.s.threads);
     dl_error err;
     dl_config cfg;
     dl_model m;
-    if (dl_config_load(o.config, &cfg, &err) || dl_model_create(&m, &cfg, &err)) {
+    if (dl_config_load(o.s.config, &cfg, &err) || dl_model_create(&m, &cfg, &err)) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
     dl_model_init_random(&m, 1337);
-    if (dl_model_alloc_train(&m, o.B, o.T, &err)) {
+    if (dl_model_alloc_train(&m, o.s.B, o.s.T, &err)) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
-    size_t n = m.lay.total, N = (size_t)o.B * o.T;
+    size_t n = m.lay.total, N = (size_t)o.s.B * o.s.T;
     float *am = calloc(n, sizeof(float)), *av = calloc(n, sizeof(float));
     int32_t *tok = malloc((N + 1) * sizeof(int32_t));
     if (!am || !av || !tok) return fprintf(stderr, "bench: out of memory\n"), 1;
@@ -100,20 +94,20 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i <= N; i++) tok[i] = (int32_t)dl_rng_below(&rng, (uint64_t)cfg.V);
     dl_adamw_cfg acfg = {.beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
     double t_start = 0, loss = 0;
-    for (int s = 0; s < o.warmup + o.steps; s++) {
-        if (s == o.warmup) t_start = dl_now();
+    for (int s = 0; s < o.s.warmup + o.s.steps; s++) {
+        if (s == o.s.warmup) t_start = dl_now();
         dl_model_zero_grad(&m);
-        loss = dl_model_forward(&m, tok, tok + 1, o.B, o.T);
+        loss = dl_model_forward(&m, tok, tok + 1, o.s.B, o.s.T);
         dl_model_backward(&m, 1.0f);
         dl_clip_grad_norm(m.grads, n, 1.0f);
         dl_adamw_step(&m.lay, m.params, m.grads, am, av, &acfg, 1e-3f, s + 1);
     }
-    double dt = (dl_now() - t_start) / o.steps;
+    double dt = (dl_now() - t_start) / o.s.steps;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = ru.ru_maxrss / 1024.0;
     double expected_mb = (4.0 * n + (double)dl_model_act_floats(&m)) * sizeof(float) / (1 << 20);
-    double tps = (double)N / dt, gflops = step_flops(&cfg, o.B, o.T) / dt / 1e9;
+    double tps = (double)N / dt, gflops = step_flops(&cfg, o.s.B, o.s.T) / dt / 1e9;
     double peak[2];
     sgemm_peaks(peak);
     printf("{\"tokens_per_s\": %.1f, \"gflops\": %.2f, \"sgemm_peak_gflops\": %.2f, \"sgemm_peak_share\": %.3f, "
@@ -121,7 +115,7 @@ int main(int argc, char **argv) {
            "\"peak_rss_mb\": %.1f, \"expected_mb\": %.1f, \"step_ms\": %.1f, \"loss\": %.4f, \"threads\": %d, "
            "\"gemm\": \"%s\", \"blas_core\": \"%s\"",
            tps, gflops, peak[0], peak[0] > 0 ? gflops / peak[0] : 0, peak[1], peak[1] > 0 ? gflops / peak[1] : 0,
-           rss_mb, expected_mb, dt * 1e3, loss, o.threads, dl_gemm_backend(), openblas_get_corename());
+           rss_mb, expected_mb, dt * 1e3, loss, o.s.threads, dl_gemm_backend(), openblas_get_corename());
     if (o.torch_tps > 0) printf(", \"torch_tokens_per_s\": %.1f, \"ratio_vs_torch\": %.3f", o.torch_tps, tps / o.torch_tps);
     if (o.torch_untuned_tps > 0)
         printf(", \"torch_untuned_tokens_per_s\": %.1f, \"ratio_vs_torch_untuned\": %.3f", o.torch_untuned_tps,
