@@ -141,6 +141,18 @@ static inline double fx_metric(json_t *lines, long step, const char *key) {
     return NAN;
 }
 
+/* 1 when the model folders a and b hold the same parameters, bit for bit. */
+static inline int fx_same_params(const char *a, const char *b) {
+    dl_error err;
+    dl_model x, y;
+    if (dl_model_load(&x, a, &err)) return 0;
+    if (dl_model_load(&y, b, &err)) return dl_model_free(&x), 0;
+    int same = x.lay.total == y.lay.total && memcmp(x.params, y.params, x.lay.total * sizeof(float)) == 0;
+    dl_model_free(&x);
+    dl_model_free(&y);
+    return same;
+}
+
 static inline int fx_has_checkpoint(const char *run) {
     char p[1024];
     snprintf(p, sizeof p, "%s/checkpoints", run);

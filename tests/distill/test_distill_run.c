@@ -56,16 +56,6 @@ static void test_kl_falls(void) {
     json_decref(m);
 }
 
-static int same_params(const char *a, const char *b) {
-    dl_error err;
-    dl_model x, y;
-    if (dl_model_load(&x, a, &err) || dl_model_load(&y, b, &err)) return 0;
-    int same = x.lay.total == y.lay.total && memcmp(x.params, y.params, x.lay.total * sizeof(float)) == 0;
-    dl_model_free(&x);
-    dl_model_free(&y);
-    return same;
-}
-
 /* Half the micro-batches are the student's own samples: the rng must come back exactly. */
 static void test_resume(void) {
     dl_error err = {{0}};
@@ -87,7 +77,7 @@ static void test_resume(void) {
     o.train.stop_at = 0;
     o.train.resume = 1;
     CHECK_MSG(dl_distill(&o, &err) == 0, "%s", err.msg);
-    CHECK(same_params(a, b));
+    CHECK(fx_same_params(a, b));
     json_t *ma = fx_metrics(a), *mb = fx_metrics(b);
     double share = 0;
     for (long s = 1; s <= 8; s++) {

@@ -76,16 +76,6 @@ static void test_agreement(void) {
     CHECK(dl_path_exists(p));
 }
 
-static int same_params(const char *a, const char *b) {
-    dl_error err;
-    dl_model x, y;
-    if (dl_model_load(&x, a, &err) || dl_model_load(&y, b, &err)) return 0;
-    int same = x.lay.total == y.lay.total && memcmp(x.params, y.params, x.lay.total * sizeof(float)) == 0;
-    dl_model_free(&x);
-    dl_model_free(&y);
-    return same;
-}
-
 /* Chat-shaped harvest, top-k and cross-entropy mixed (--ce-weight): 8 steps in one go, and 5 +
  * resume to 8, give the same losses and weights. */
 static void test_resume(void) {
@@ -105,7 +95,7 @@ static void test_resume(void) {
     o.train.stop_at = 0;
     o.train.resume = 1;
     CHECK_MSG(dl_distill(&o, &err) == 0, "%s", err.msg);
-    CHECK(same_params(a, b));
+    CHECK(fx_same_params(a, b));
     json_t *ma = fx_metrics(a), *mb = fx_metrics(b);
     for (long s = 1; s <= 8; s++) CHECK(fx_metric(ma, s, "loss") == fx_metric(mb, s, "loss"));
     CHECK(fx_metric(ma, 8, "ce") > 0 && fx_metric(ma, 8, "kd") > 0);
