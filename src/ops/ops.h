@@ -116,9 +116,10 @@ void dl_crossentropy_backward(float *dlogits, const float *logits, const float *
 
 /* ---- runtime settings for OpenBLAS and OpenMP (runtime.c) -----------------------------------
  * For a program's main(), first thing. Both libraries read their settings once, at load, so
- * they only take effect in a fresh process: those of OMP_WAIT_POLICY=PASSIVE (idle OpenMP
- * threads sleep) and OPENBLAS_THREAD_TIMEOUT=18 (idle OpenBLAS threads spin 2^18 cycles, not
- * 2^28) that the environment does not set already are set, and the program re-executes
+ * they only take effect in a fresh process: those of OMP_WAIT_POLICY=PASSIVE with
+ * GOMP_SPINCOUNT=10000 (idle OpenMP threads spin a few microseconds, then sleep) and
+ * OPENBLAS_THREAD_TIMEOUT=18 (idle OpenBLAS threads spin 2^18 cycles, not 2^28) that the
+ * environment does not set already are set, and the program re-executes
  * itself (/proc/self/exe, same argv). Returns when nothing needed changing, when
  * DISTIL_NO_TUNE is set, or if exec fails. */
 void dl_ops_tune_runtime(char **argv);
