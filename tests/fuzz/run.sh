@@ -7,10 +7,10 @@ secs=${1:-60}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD_DIR:-$root/build-fuzz}
 CC=clang cmake -B "$build" -S "$root" -DDISTIL_FUZZ=ON -DDISTIL_SANITIZE=ON >/dev/null
-cmake --build "$build" -j"$(nproc)" --target fuzz_gguf fuzz_safetensors fuzz_tokenizer_json fuzz_llama2c \
+cmake --build "$build" -j"$(nproc)" --target fuzz_gguf fuzz_safetensors fuzz_tokenizer_json fuzz_llama2c fuzz_request \
     fuzz_llama2c_tokenizer >/dev/null
 mkdir -p "$build/artifacts"
-for t in gguf safetensors tokenizer_json llama2c llama2c_tokenizer; do
+for t in gguf safetensors tokenizer_json llama2c llama2c_tokenizer request; do
     corpus="$build/corpus/$t"
     mkdir -p "$corpus"
     dict=()
