@@ -10,7 +10,8 @@ static const char *SUMMARY =
     "completions run to max_tokens, regular pacing, volume, topical breadth. The score in [0, 1] is a\n"
     "weighted mean of those features; keys at 0.50 or more (and with 5 requests or more) are flagged.\n"
     "Keys sharing a template, a client address or lock-step timing are grouped and the group is scored\n"
-    "on its pooled traffic. Prints one line per key, highest score first, then the reasons. Without\n"
+    "on its pooled traffic; when a group is flagged, so are its members that share its template or\n"
+    "score 0.35 or more. Prints one line per key, highest score first, then the reasons. Without\n"
     "prompt texts (--no-log-prompts) it works from hashes, counts and timing. Times: unix seconds or\n"
     "UTC dates like 2026-11-28 or 2026-11-28T14:30:00.";
 

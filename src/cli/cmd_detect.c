@@ -116,7 +116,7 @@ static int detect_api(int argc, char **argv) {
         {"concurrency", FLAG_INT, &h->concurrency, "requests in flight (default 4)", 0, 0},
         {"retries", FLAG_INT, &h->retries, "further tries of a prompt after a retryable error (default 5)", 0, 0},
         {"timeout", FLAG_DOUBLE, &h->timeout_s, "seconds one request may take (default 120)", 0, 0},
-        {"seed", FLAG_INT, &h->seed, "sent as \"seed\" (S + the prompt's line number), for repeatable answers (default: none)", 0, 0},
+        {"seed", FLAG_INT, &h->seed, "sent as \"seed\" (N + the prompt's line number), for repeatable answers (default: none)", 0, 0},
         {"harvest-out", FLAG_STR, &cfg.harvest_out, "keep the completions in this JSONL file; a rerun resumes it and scores all of it (default: a temporary file)", 0, 0},
         {NULL, 0, NULL, NULL, 0, 0},
     };

@@ -32,7 +32,7 @@ int cmd_harvest(int argc, char **argv) {
         {"top-logprobs", FLAG_INT, &o.top_logprobs, "ask per-token logprobs with K alternatives (default: none)", 0, 0},
         {"retries", FLAG_INT, &o.retries, "further tries of a prompt after a retryable error (default 5)", 0, 0},
         {"timeout", FLAG_DOUBLE, &o.timeout_s, "seconds one request may take (default 120)", 0, 0},
-        {"seed", FLAG_INT, &o.seed, "sent as \"seed\" (S + the prompt's line number), for repeatable answers (default: none)", 0, 0},
+        {"seed", FLAG_INT, &o.seed, "sent as \"seed\" (N + the prompt's line number), for repeatable answers (default: none)", 0, 0},
         {"backoff", FLAG_DOUBLE, &o.backoff_s, "first wait before a retry, doubling after (default 0.5 s)", 0, 0},
         {"max-backoff", FLAG_DOUBLE, &o.max_backoff_s, "longest wait before a retry, Retry-After included (default 60 s)", 0, 0},
         {NULL, 0, NULL, NULL, 0, 0},
