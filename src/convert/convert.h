@@ -7,7 +7,11 @@
  * rows of attn_q and attn_k permuted because llama.cpp rotates adjacent pairs of dimensions
  * where Hugging Face rotates dimension i with i + HS/2. Attention biases (Qwen2's q/k/v, Llama's
  * attention_bias) become blk.N.attn_{q,k,v,output}.bias, which llama.cpp's llama architecture
- * reads; the q and k biases are permuted like their weights' rows. */
+ * reads; the q and k biases are permuted like their weights' rows.
+ *
+ * A model with q/k/v biases and no output bias can also be written as, and any such file read
+ * from, GGUF's "qwen2" architecture (qwen2.* keys; the biases required): llama.cpp rotates
+ * dimension i with i + HS/2 there as Hugging Face does, so nothing is permuted. */
 #ifndef DISTIL_CONVERT_H
 #define DISTIL_CONVERT_H
 
@@ -15,6 +19,10 @@
 #include "formats/safetensors.h"
 
 typedef enum { DL_EXPORT_F32, DL_EXPORT_F16, DL_EXPORT_Q8_0 } dl_export_dtype;
+typedef enum { DL_GGUF_LLAMA, DL_GGUF_QWEN2 } dl_gguf_arch;
+/* "llama" or "qwen2". */
+int dl_gguf_arch_parse(const char *s, dl_gguf_arch *out, dl_error *err);
+const char *dl_gguf_arch_name(dl_gguf_arch a);
 /* "f32", "f16" or "q8_0". */
 int dl_export_dtype_parse(const char *s, dl_export_dtype *out, dl_error *err);
 const char *dl_export_dtype_name(dl_export_dtype t);
@@ -22,10 +30,12 @@ const char *dl_export_dtype_name(dl_export_dtype t);
 /* Writes model_dir as a GGUF v3 file. Norm weights stay F32; matrices get dtype (Q8_0 falls
  * back to F16 for a matrix whose rows are not a multiple of 32). A byte-level tokenizer.json must
  * use a pre-tokenizer GGUF has a name for ("gpt-2", "llama-bpe", ...); a SentencePiece-style one
- * is written as tokenizer.ggml.model "llama". */
-int dl_export_gguf(const char *model_dir, const char *out_path, dl_export_dtype dtype, dl_error *err);
+ * is written as tokenizer.ggml.model "llama". arch DL_GGUF_QWEN2 needs q/k/v biases and no output
+ * bias (what llama.cpp's qwen2 architecture loads). */
+int dl_export_gguf(const char *model_dir, const char *out_path, dl_export_dtype dtype, dl_gguf_arch arch,
+                   dl_error *err);
 
-/* Reads a GGUF file of architecture "llama" with tensors in F32, F16, BF16 or Q8_0 and writes
+/* Reads a GGUF file of architecture "llama" or "qwen2" with tensors in F32, F16, BF16 or Q8_0 and writes
  * out_dir: config.json, model.safetensors (float32) and, for a "gpt2" or a "llama"
  * (SentencePiece-style) vocabulary, a tokenizer.json. */
 int dl_import_gguf(const char *gguf_path, const char *out_dir, dl_error *err);

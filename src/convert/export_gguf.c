@@ -1,4 +1,4 @@
-/* Model folder -> GGUF ("llama" architecture). */
+/* Model folder -> GGUF ("llama" or "qwen2" architecture). */
 #include "convert/internal.h"
 #include "formats/safetensors.h"
 #include <stdlib.h>
@@ -19,23 +19,45 @@ const char *dl_export_dtype_name(dl_export_dtype t) {
     return t == DL_EXPORT_F32 ? "f32" : t == DL_EXPORT_F16 ? "f16" : "q8_0";
 }
 
+int dl_gguf_arch_parse(const char *s, dl_gguf_arch *out, dl_error *err) {
+    if (strcmp(s, "llama") == 0) *out = DL_GGUF_LLAMA;
+    else if (strcmp(s, "qwen2") == 0) *out = DL_GGUF_QWEN2;
+    else return dl_fail(err, "architecture '%s' is not one of llama, qwen2", s);
+    return 0;
+}
+
+const char *dl_gguf_arch_name(dl_gguf_arch a) { return a == DL_GGUF_QWEN2 ? "qwen2" : "llama"; }
+
+/* Adds "ARCH.key" = v as a u32. */
+static int add_arch_u32(dl_gguf_writer *w, dl_gguf_arch arch, const char *key, uint32_t v, dl_error *err) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", dl_gguf_arch_name(arch), key);
+    return dl_gguf_add_u32(w, k, v, err);
+}
+
+static int add_arch_f32(dl_gguf_writer *w, dl_gguf_arch arch, const char *key, float v, dl_error *err) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", dl_gguf_arch_name(arch), key);
+    return dl_gguf_add_f32(w, k, v, err);
+}
+
 static int write_hparams(dl_gguf_writer *w, const dl_config *c, const char *name, dl_export_dtype dtype,
-                         dl_error *err) {
+                         dl_gguf_arch arch, dl_error *err) {
     static const uint32_t FTYPE[] = {FTYPE_ALL_F32, FTYPE_MOSTLY_F16, FTYPE_MOSTLY_Q8_0};
     uint32_t HS = (uint32_t)(c->C / c->NH);
-    if (dl_gguf_add_str(w, "general.architecture", "llama", err) || dl_gguf_add_str(w, "general.name", name, err) ||
-        dl_gguf_add_u32(w, "general.file_type", FTYPE[dtype], err) ||
+    if (dl_gguf_add_str(w, "general.architecture", dl_gguf_arch_name(arch), err) ||
+        dl_gguf_add_str(w, "general.name", name, err) || dl_gguf_add_u32(w, "general.file_type", FTYPE[dtype], err) ||
         (dtype == DL_EXPORT_Q8_0 && dl_gguf_add_u32(w, "general.quantization_version", 2, err)) ||
-        dl_gguf_add_u32(w, "llama.context_length", (uint32_t)c->max_T, err) ||
-        dl_gguf_add_u32(w, "llama.embedding_length", (uint32_t)c->C, err) ||
-        dl_gguf_add_u32(w, "llama.block_count", (uint32_t)c->L, err) ||
-        dl_gguf_add_u32(w, "llama.feed_forward_length", (uint32_t)c->F, err) ||
-        dl_gguf_add_u32(w, "llama.attention.head_count", (uint32_t)c->NH, err) ||
-        dl_gguf_add_u32(w, "llama.attention.head_count_kv", (uint32_t)c->NKV, err) ||
-        dl_gguf_add_f32(w, "llama.attention.layer_norm_rms_epsilon", c->rms_eps, err) ||
-        dl_gguf_add_f32(w, "llama.rope.freq_base", c->rope_theta, err) ||
-        dl_gguf_add_u32(w, "llama.rope.dimension_count", HS, err) ||
-        dl_gguf_add_u32(w, "llama.vocab_size", (uint32_t)c->V, err))
+        add_arch_u32(w, arch, "context_length", (uint32_t)c->max_T, err) ||
+        add_arch_u32(w, arch, "embedding_length", (uint32_t)c->C, err) ||
+        add_arch_u32(w, arch, "block_count", (uint32_t)c->L, err) ||
+        add_arch_u32(w, arch, "feed_forward_length", (uint32_t)c->F, err) ||
+        add_arch_u32(w, arch, "attention.head_count", (uint32_t)c->NH, err) ||
+        add_arch_u32(w, arch, "attention.head_count_kv", (uint32_t)c->NKV, err) ||
+        add_arch_f32(w, arch, "attention.layer_norm_rms_epsilon", c->rms_eps, err) ||
+        add_arch_f32(w, arch, "rope.freq_base", c->rope_theta, err) ||
+        add_arch_u32(w, arch, "rope.dimension_count", HS, err) ||
+        add_arch_u32(w, arch, "vocab_size", (uint32_t)c->V, err))
         return -1;
     return 0;
 }
@@ -67,8 +89,8 @@ static uint32_t matrix_type(dl_export_dtype dtype, uint64_t row, int *fallbacks)
     return DL_GGML_F16;
 }
 
-static int add_view(dl_gguf_writer *w, const dl_model *m, int vi, dl_export_dtype dtype, int *fallbacks,
-                    dl_error *err) {
+static int add_view(dl_gguf_writer *w, const dl_model *m, int vi, dl_export_dtype dtype, dl_gguf_arch arch,
+                    int *fallbacks, dl_error *err) {
     const dl_tensor_view *v = &m->lay.views[vi];
     char name[DL_GGUF_NAME_MAX + 1];
     if (dl_gguf_name_of(v->name, name, sizeof name, err)) return -1;
@@ -76,7 +98,7 @@ static int add_view(dl_gguf_writer *w, const dl_model *m, int vi, dl_export_dtyp
     uint64_t ne[2] = {(uint64_t)(v->ndim == 2 ? v->shape[1] : v->shape[0]), (uint64_t)v->shape[0]};
     const float *src = m->params + v->offset;
     float *perm = NULL;
-    int heads = conv_qk_heads(m, vi);
+    int heads = arch == DL_GGUF_LLAMA ? conv_qk_heads(m, vi) : 0; /* qwen2: rotate-half, as HF */
     if (heads) { /* a bias is permuted like the weight's rows, as a column */
         if (!(perm = malloc(v->numel * sizeof(float)))) return dl_fail(err, "out of memory");
         dl_qk_to_gguf(src, perm, heads, m->cfg.C / m->cfg.NH, v->ndim == 2 ? (size_t)v->shape[1] : 1);
@@ -102,12 +124,16 @@ static void base_name(const char *dir, char *out, size_t n) {
 }
 
 static int export_model(const dl_model *m, const dl_tokenizer *tok, const char *tok_path, const char *name,
-                        dl_export_dtype dtype, const char *out_path, dl_error *err) {
+                        dl_export_dtype dtype, dl_gguf_arch arch, const char *out_path, dl_error *err) {
+    if (arch == DL_GGUF_QWEN2 && (!m->cfg.qkv_bias || m->cfg.o_bias))
+        return dl_fail(err, "GGUF's qwen2 architecture needs q/k/v biases and no output bias (this model has %s, %s); "
+                            "export it as llama", m->cfg.qkv_bias ? "q/k/v biases" : "no q/k/v biases",
+                       m->cfg.o_bias ? "an output bias" : "no output bias");
     dl_gguf_writer *w = dl_gguf_writer_new(err);
     if (!w) return -1;
-    int rc = write_hparams(w, &m->cfg, name, dtype, err) || conv_write_vocab(w, tok, tok_path, &m->cfg, err);
+    int rc = write_hparams(w, &m->cfg, name, dtype, arch, err) || conv_write_vocab(w, tok, tok_path, &m->cfg, err);
     int fallbacks = 0;
-    for (int i = 0; rc == 0 && i < m->lay.n_views; i++) rc = add_view(w, m, i, dtype, &fallbacks, err);
+    for (int i = 0; rc == 0 && i < m->lay.n_views; i++) rc = add_view(w, m, i, dtype, arch, &fallbacks, err);
     if (rc == 0 && fallbacks)
         dl_log("%d matrices have rows that are not a multiple of 32: written as F16 instead of Q8_0", fallbacks);
     if (rc == 0) rc = dl_gguf_write(w, out_path, err);
@@ -115,7 +141,8 @@ static int export_model(const dl_model *m, const dl_tokenizer *tok, const char *
     return rc ? -1 : 0;
 }
 
-int dl_export_gguf(const char *model_dir, const char *out_path, dl_export_dtype dtype, dl_error *err) {
+int dl_export_gguf(const char *model_dir, const char *out_path, dl_export_dtype dtype, dl_gguf_arch arch,
+                   dl_error *err) {
     char tok_path[4096], name[256];
     if (dl_path_join(tok_path, sizeof tok_path, model_dir, "tokenizer.json", err)) return -1;
     if (!dl_path_exists(tok_path))
@@ -124,7 +151,7 @@ int dl_export_gguf(const char *model_dir, const char *out_path, dl_export_dtype 
     if (dl_model_load(&m, model_dir, err)) return -1;
     dl_tokenizer *tok = dl_tok_load(tok_path, err);
     base_name(model_dir, name, sizeof name);
-    int rc = tok ? export_model(&m, tok, tok_path, name, dtype, out_path, err) : -1;
+    int rc = tok ? export_model(&m, tok, tok_path, name, dtype, arch, out_path, err) : -1;
     dl_tok_free(tok);
     dl_model_free(&m);
     return rc;

@@ -1,4 +1,4 @@
-/* GGUF ("llama" architecture) -> model folder. The hyperparameters and every tensor's name,
+/* GGUF ("llama" or "qwen2" architecture) -> model folder. The hyperparameters and every tensor's name,
  * shape and type are checked before the parameters are allocated, so the allocation is
  * bounded by what the file really holds. */
 #include "convert/internal.h"
@@ -37,19 +37,28 @@ static int get_token_id(const dl_gguf_file *f, const char *key, int V, int *out,
     return 0;
 }
 
-static int check_arch(const dl_gguf_file *f, dl_error *err) {
+/* "ARCH.key": the hyperparameter keys carry the architecture's name. */
+static const char *akey(dl_gguf_arch arch, const char *key, char buf[128]) {
+    snprintf(buf, 128, "%s.%s", dl_gguf_arch_name(arch), key);
+    return buf;
+}
+
+static int check_arch(const dl_gguf_file *f, dl_gguf_arch *arch, dl_error *err) {
     const char *s;
     size_t n;
+    char k[128];
     if (dl_gguf_get_str(f, "general.architecture", &s, &n, err)) return -1;
-    if (n != 5 || memcmp(s, "llama", 5) != 0)
-        return dl_fail(err, "general.architecture is '%.*s'; only 'llama' can be imported", (int)(n > 64 ? 64 : n), s);
+    if (n == 5 && memcmp(s, "llama", 5) == 0) *arch = DL_GGUF_LLAMA;
+    else if (n == 5 && memcmp(s, "qwen2", 5) == 0) *arch = DL_GGUF_QWEN2;
+    else
+        return dl_fail(err, "general.architecture is '%.*s'; only 'llama' and 'qwen2' can be imported",
+                       (int)(n > 64 ? 64 : n), s);
     int64_t experts = 0;
-    if (dl_gguf_find(f, "llama.expert_count") && dl_gguf_get_int(f, "llama.expert_count", &experts, err)) return -1;
+    if (dl_gguf_find(f, akey(*arch, "expert_count", k)) && dl_gguf_get_int(f, k, &experts, err)) return -1;
     if (experts > 0)
-        return dl_fail(err, "mixture-of-experts models (llama.expert_count %lld) are not supported",
-                       (long long)experts);
-    if (dl_gguf_find(f, "llama.rope.scaling.type")) {
-        if (dl_gguf_get_str(f, "llama.rope.scaling.type", &s, &n, err)) return -1;
+        return dl_fail(err, "mixture-of-experts models (%s %lld) are not supported", k, (long long)experts);
+    if (dl_gguf_find(f, akey(*arch, "rope.scaling.type", k))) {
+        if (dl_gguf_get_str(f, k, &s, &n, err)) return -1;
         if (!(n == 4 && memcmp(s, "none", 4) == 0))
             return dl_fail(err, "RoPE scaling '%.*s' is not supported", (int)(n > 64 ? 64 : n), s);
     }
@@ -57,43 +66,49 @@ static int check_arch(const dl_gguf_file *f, dl_error *err) {
 }
 
 /* Keys that must agree with the head size when present. */
-static int check_head_size(const dl_gguf_file *f, const dl_config *c, dl_error *err) {
-    static const char *const keys[] = {"llama.rope.dimension_count", "llama.attention.key_length",
-                                       "llama.attention.value_length"};
+static int check_head_size(const dl_gguf_file *f, dl_gguf_arch arch, const dl_config *c, dl_error *err) {
+    static const char *const keys[] = {"rope.dimension_count", "attention.key_length", "attention.value_length"};
     int HS = c->C / c->NH, v;
-    for (int k = 0; k < 3; k++) {
-        if (get_opt_dim(f, keys[k], HS, &v, err)) return -1;
-        if (v != HS) return dl_fail(err, "key '%s' = %d, but the head size is %d (not supported)", keys[k], v, HS);
+    char k[128];
+    for (int i = 0; i < 3; i++) {
+        if (get_opt_dim(f, akey(arch, keys[i], k), HS, &v, err)) return -1;
+        if (v != HS) return dl_fail(err, "key '%s' = %d, but the head size is %d (not supported)", k, v, HS);
     }
-    if (get_opt_dim(f, "llama.vocab_size", c->V, &v, err)) return -1;
-    if (v != c->V) return dl_fail(err, "llama.vocab_size %d disagrees with token_embd.weight (%d rows)", v, c->V);
+    if (get_opt_dim(f, akey(arch, "vocab_size", k), c->V, &v, err)) return -1;
+    if (v != c->V) return dl_fail(err, "%s %d disagrees with token_embd.weight (%d rows)", k, v, c->V);
     return 0;
 }
 
-static int config_from_gguf(const dl_gguf_file *f, dl_config *c, dl_error *err) {
+static int config_from_gguf(const dl_gguf_file *f, dl_config *c, dl_gguf_arch *arch, dl_error *err) {
     memset(c, 0, sizeof *c);
-    if (check_arch(f, err)) return -1;
+    if (check_arch(f, arch, err)) return -1;
     const dl_gguf_tensor *emb = dl_gguf_find_tensor(f, "token_embd.weight");
     if (!emb) return dl_fail(err, "tensor 'token_embd.weight' is missing");
     if (emb->ndim != 2 || emb->ne[1] > (1u << 30)) return dl_fail(err, "tensor 'token_embd.weight' must be a matrix");
     c->V = (int)emb->ne[1];
     double eps;
-    if (get_dim(f, "llama.embedding_length", &c->C, err) || get_dim(f, "llama.block_count", &c->L, err) ||
-        get_dim(f, "llama.feed_forward_length", &c->F, err) || get_dim(f, "llama.attention.head_count", &c->NH, err) ||
-        get_dim(f, "llama.context_length", &c->max_T, err) ||
-        get_opt_dim(f, "llama.attention.head_count_kv", c->NH, &c->NKV, err) ||
-        dl_gguf_get_float(f, "llama.attention.layer_norm_rms_epsilon", &eps, err) ||
-        get_opt_float(f, "llama.rope.freq_base", 10000.0, &c->rope_theta, err))
+    char k[128];
+    dl_gguf_arch a = *arch;
+    if (get_dim(f, akey(a, "embedding_length", k), &c->C, err) || get_dim(f, akey(a, "block_count", k), &c->L, err) ||
+        get_dim(f, akey(a, "feed_forward_length", k), &c->F, err) ||
+        get_dim(f, akey(a, "attention.head_count", k), &c->NH, err) ||
+        get_dim(f, akey(a, "context_length", k), &c->max_T, err) ||
+        get_opt_dim(f, akey(a, "attention.head_count_kv", k), c->NH, &c->NKV, err) ||
+        dl_gguf_get_float(f, akey(a, "attention.layer_norm_rms_epsilon", k), &eps, err) ||
+        get_opt_float(f, akey(a, "rope.freq_base", k), 10000.0, &c->rope_theta, err))
         return -1;
     c->rms_eps = (float)eps;
     c->tied = dl_gguf_find_tensor(f, "output.weight") == NULL;
-    /* llama.cpp's llama architecture takes optional attention biases; layer 0 tells which */
+    /* llama.cpp's llama architecture takes optional attention biases, qwen2 q/k/v ones; layer 0
+     * tells which */
     c->qkv_bias = dl_gguf_find_tensor(f, "blk.0.attn_q.bias") != NULL;
     c->o_bias = dl_gguf_find_tensor(f, "blk.0.attn_output.bias") != NULL;
     if (get_token_id(f, "tokenizer.ggml.bos_token_id", c->V, &c->bos_id, err) ||
         get_token_id(f, "tokenizer.ggml.eos_token_id", c->V, &c->eos_id, err) || dl_config_validate(c, err))
         return -1;
-    return check_head_size(f, c, err);
+    if (a == DL_GGUF_QWEN2 && (!c->qkv_bias || c->o_bias))
+        return dl_fail(err, "a qwen2 model has q/k/v biases and no attn_output bias; blk.0 does not");
+    return check_head_size(f, a, c, err);
 }
 
 /* ---- tensors --------------------------------------------------------------------------- */
@@ -164,19 +179,19 @@ static int check_tensors(const dl_gguf_file *f, const dl_layout *lay, gname *nam
         gname key;
         snprintf(key.name, sizeof key.name, "%s", f->tensors[i].name);
         if (!bsearch(&key, sorted, (size_t)lay->n_views, sizeof *sorted, cmp_gname))
-            rc = dl_fail(err, "unexpected tensor '%s' (not part of a llama model this importer knows)", key.name);
+            rc = dl_fail(err, "unexpected tensor '%s' (not part of a model this importer knows)", key.name);
     }
     free(sorted);
     return rc;
 }
 
-static int load_params(dl_model *m, const gname *names, dl_error *err) {
+static int load_params(dl_model *m, const gname *names, dl_gguf_arch arch, dl_error *err) {
     int HS = m->cfg.C / m->cfg.NH;
     for (int i = 0; i < m->lay.n_views; i++) {
         const dl_tensor_view *v = &m->lay.views[i];
         const dl_gguf_tensor *t = names[i].t;
         float *dst = m->params + v->offset;
-        int heads = conv_qk_heads(m, i);
+        int heads = arch == DL_GGUF_LLAMA ? conv_qk_heads(m, i) : 0; /* qwen2: not permuted */
         if (!heads) {
             if (dl_gguf_tensor_to_f32(t, dst, v->numel, err)) return -1;
             continue;
@@ -206,11 +221,11 @@ static int save_tokenizer(json_t *tj, const char *out_dir, dl_error *err) {
     return 0;
 }
 
-static int write_model(const dl_config *cfg, const gname *names, const char *out_dir,
+static int write_model(const dl_config *cfg, const gname *names, dl_gguf_arch arch, const char *out_dir,
                        dl_error *err) {
     dl_model m;
     if (dl_model_create(&m, cfg, err)) return -1;
-    int rc = load_params(&m, names, err);
+    int rc = load_params(&m, names, arch, err);
     if (rc == 0) rc = dl_model_save(&m, out_dir, err);
     dl_model_free(&m);
     return rc;
@@ -219,7 +234,8 @@ static int write_model(const dl_config *cfg, const gname *names, const char *out
 static int import_file(const dl_gguf_file *f, const char *out_dir, dl_error *err) {
     dl_config cfg;
     dl_layout lay;
-    if (config_from_gguf(f, &cfg, err) || dl_layout_build(&lay, &cfg, err)) return -1;
+    dl_gguf_arch arch = DL_GGUF_LLAMA;
+    if (config_from_gguf(f, &cfg, &arch, err) || dl_layout_build(&lay, &cfg, err)) return -1;
     gname *names = calloc((size_t)lay.n_views + 1, sizeof *names);
     int rc = names ? check_tensors(f, &lay, names, err) : dl_fail(err, "out of memory");
     dl_layout_free(&lay);
@@ -228,7 +244,7 @@ static int import_file(const dl_gguf_file *f, const char *out_dir, dl_error *err
     if (rc == 0) rc = dl_mkdir_p(out_dir, err);
     if (rc == 0 && tj) rc = save_tokenizer(tj, out_dir, err);
     if (rc == 0 && !tj) dl_log("%s: the file has no tokenizer, none written", out_dir);
-    if (rc == 0) rc = write_model(&cfg, names, out_dir, err);
+    if (rc == 0) rc = write_model(&cfg, names, arch, out_dir, err);
     json_decref(tj);
     free(names);
     return rc;

@@ -64,6 +64,15 @@ static void test_data_eval_export(void) {
     snprintf(a, sizeof a, "export gguf --model %s --out %s/q.gguf", fix, tmp);
     r = run_distil(tmp, a);
     CHECK_MSG(r->status == 0, "status %d: %s", r->status, r->err);
+    snprintf(a, sizeof a, "export gguf --model %s --out %s/q2.gguf --arch qwen2", fix, tmp);
+    r = run_distil(tmp, a);
+    CHECK_MSG(r->status == 0 && strstr(r->err, "qwen2, f32"), "status %d: %s", r->status, r->err);
+    snprintf(a, sizeof a, "import gguf --file %s/q2.gguf --out %s/q2back", tmp, tmp);
+    r = run_distil(tmp, a);
+    CHECK_MSG(r->status == 0, "status %d: %s", r->status, r->err);
+    snprintf(a, sizeof a, "export gguf --model %s --out %s/q3.gguf --arch gpt2", fix, tmp);
+    r = run_distil(tmp, a);
+    CHECK_CLEAN_ERROR(r, "architecture 'gpt2' is not one of llama, qwen2");
 }
 
 /* The fixture as a teacher, and its config as a student from scratch: both runs end in model

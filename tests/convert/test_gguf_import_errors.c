@@ -36,6 +36,8 @@ static void test_model_errors(void) {
     IMPORT_FAILS("unexpected tensor 'rope_freqs.weight'", .extra_tensor = "rope_freqs.weight");
     IMPORT_FAILS("general.architecture is 'gpt2'; only 'llama'", .str_key = "general.architecture", .str_val = "gpt2");
     IMPORT_FAILS("key 'general.architecture' is missing", .drop_key = "general.architecture");
+    /* a llama file relabelled qwen2: its keys are llama.*, so the qwen2.* ones are missing */
+    IMPORT_FAILS("'qwen2.embedding_length' is missing", .str_key = "general.architecture", .str_val = "qwen2");
     IMPORT_FAILS("key 'llama.block_count' is missing", .drop_key = "llama.block_count");
     IMPORT_FAILS("key 'llama.embedding_length' is missing", .drop_key = "llama.embedding_length");
     IMPORT_FAILS("key 'llama.attention.layer_norm_rms_epsilon' is missing",
@@ -104,7 +106,7 @@ int main(void) {
     snprintf(g_good, sizeof g_good, "%s/good.gguf", g_dir);
     save_folder(&m, tok, dir);
     dl_error err;
-    if (dl_export_gguf(dir, g_good, DL_EXPORT_F32, &err)) { fprintf(stderr, "%s\n", err.msg); return 2; }
+    if (dl_export_gguf(dir, g_good, DL_EXPORT_F32, DL_GGUF_LLAMA, &err)) { fprintf(stderr, "%s\n", err.msg); return 2; }
     test_model_errors();
     test_vocab_errors();
     test_accepted();

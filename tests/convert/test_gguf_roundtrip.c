@@ -231,7 +231,7 @@ static void export_import(const char *dir, const char *name, dl_export_dtype dty
     snprintf(file, sizeof file, "%s.gguf", dir);
     snprintf(out, sizeof out, "%s/%s-back", g_dir, name);
     dl_error err;
-    CHECK_MSG(dl_export_gguf(dir, file, dtype, &err) == 0, "export: %s", err.msg);
+    CHECK_MSG(dl_export_gguf(dir, file, dtype, DL_GGUF_LLAMA, &err) == 0, "export: %s", err.msg);
     CHECK_MSG(dl_import_gguf(file, out, &err) == 0, "import: %s", err.msg);
     CHECK_MSG(dl_model_load(back, out, &err) == 0, "load: %s", err.msg);
 }
@@ -386,7 +386,7 @@ static void test_llama3_and_added(dl_tokenizer *tok) {
     CHECK(src && dl_tok_vocab_size(src) == cfg.V);
     snprintf(file, sizeof file, "%s.gguf", dir);
     snprintf(out, sizeof out, "%s/llama3-back", g_dir);
-    CHECK_MSG(dl_export_gguf(dir, file, DL_EXPORT_F32, &err) == 0, "%s", err.msg);
+    CHECK_MSG(dl_export_gguf(dir, file, DL_EXPORT_F32, DL_GGUF_LLAMA, &err) == 0, "%s", err.msg);
     dl_gguf_file f;
     CHECK(dl_gguf_open(&f, file, &err) == 0);
     CHECK(str_is(&f, "tokenizer.ggml.pre", "llama-bpe"));
@@ -428,14 +428,14 @@ static void test_export_errors(dl_tokenizer *tok) {
     pathf(dir, "notok");
     pathf(file, "notok.gguf");
     CHECK(dl_model_save(&m, dir, &err) == 0);
-    CHECK(dl_export_gguf(dir, file, DL_EXPORT_F32, &err) == -1 && strstr(err.msg, "tokenizer.json: missing"));
+    CHECK(dl_export_gguf(dir, file, DL_EXPORT_F32, DL_GGUF_LLAMA, &err) == -1 && strstr(err.msg, "tokenizer.json: missing"));
     CHECK(!dl_path_exists(file));
     /* a tokenizer bigger than the model's vocabulary */
     dl_model_free(&m);
     cfg.V = dl_tok_vocab_size(tok) - 1;
     random_model(&m, &cfg, 52);
     save_folder(&m, tok, dir);
-    CHECK(dl_export_gguf(dir, file, DL_EXPORT_F32, &err) == -1 && strstr(err.msg, "vocab_size"));
+    CHECK(dl_export_gguf(dir, file, DL_EXPORT_F32, DL_GGUF_LLAMA, &err) == -1 && strstr(err.msg, "vocab_size"));
     /* a pre-tokenizer GGUF has no name for */
     snprintf(tj, sizeof tj, "%s/tokenizer.json", dir);
     dl_model_free(&m);
@@ -450,7 +450,7 @@ static void test_export_errors(dl_tokenizer *tok) {
                                   "use_regex", 0));
     dl_json_save(root, tj, &err);
     json_decref(root);
-    CHECK(dl_export_gguf(dir, file, DL_EXPORT_F32, &err) == -1 && strstr(err.msg, "no name"));
+    CHECK(dl_export_gguf(dir, file, DL_EXPORT_F32, DL_GGUF_LLAMA, &err) == -1 && strstr(err.msg, "no name"));
     dl_model_free(&m);
 }
 

@@ -105,7 +105,7 @@ static void test_padded(void) {
     dl_model m;
     random_model(&m, &cfg, 3);
     save_folder(&m, tok, dir);
-    CHECK_MSG(dl_export_gguf(dir, file, DL_EXPORT_F32, &err) == 0, "%s", err.msg);
+    CHECK_MSG(dl_export_gguf(dir, file, DL_EXPORT_F32, DL_GGUF_LLAMA, &err) == 0, "%s", err.msg);
     dl_gguf_file f;
     const dl_gguf_kv *tokens;
     const char *s;
@@ -243,7 +243,7 @@ int main(void) {
     snprintf(g_good, sizeof g_good, "%s/good.gguf", g_dir);
     dl_error err;
     if (dl_import_llama2c(FIX "shared_legacy.bin", FIX "tok320.bin", g_folder, &err) ||
-        dl_export_gguf(g_folder, g_good, DL_EXPORT_F32, &err)) {
+        dl_export_gguf(g_folder, g_good, DL_EXPORT_F32, DL_GGUF_LLAMA, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 2;
     }

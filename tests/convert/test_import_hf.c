@@ -204,7 +204,7 @@ static void test_gguf_biases_qwen(void) {
     if (load(&src, g_fix)) { CHECK(0); return; }
     const char *gguf = tmp_path("qwen.gguf"), *dir = tmp_path("qwen_back");
     dl_error err = {{0}};
-    CHECK_MSG(dl_export_gguf(g_fix, gguf, DL_EXPORT_F32, &err) == 0, "%s", err.msg);
+    CHECK_MSG(dl_export_gguf(g_fix, gguf, DL_EXPORT_F32, DL_GGUF_LLAMA, &err) == 0, "%s", err.msg);
     dl_gguf_file f;
     CHECK(dl_gguf_open(&f, gguf, &err) == 0);
     const char *s;
@@ -244,6 +244,47 @@ static void test_gguf_biases_qwen(void) {
     dl_model_free(&src);
 }
 
+/* The Qwen2 fixture as GGUF's qwen2 architecture: qwen2.* keys, no llama.* ones, q/k rows and
+ * biases as Hugging Face has them (llama.cpp's qwen2 rotates halves, not pairs), and back bit for
+ * bit; a qwen2 file without its q bias is refused. */
+static void test_gguf_arch_qwen2(void) {
+    dl_model src, back;
+    if (load(&src, g_fix)) { CHECK(0); return; }
+    const char *gguf = tmp_path("qwen2arch.gguf"), *dir = tmp_path("qwen2arch_back");
+    dl_error err = {{0}};
+    CHECK_MSG(dl_export_gguf(g_fix, gguf, DL_EXPORT_F32, DL_GGUF_QWEN2, &err) == 0, "%s", err.msg);
+    dl_gguf_file f;
+    if (dl_gguf_open(&f, gguf, &err)) { CHECK(0); dl_model_free(&src); return; }
+    const char *s;
+    size_t n;
+    int64_t v = 0;
+    CHECK(dl_gguf_get_str(&f, "general.architecture", &s, &n, &err) == 0 && n == 5 && memcmp(s, "qwen2", 5) == 0);
+    CHECK(dl_gguf_get_int(&f, "qwen2.embedding_length", &v, &err) == 0 && v == src.cfg.C);
+    CHECK(dl_gguf_get_int(&f, "qwen2.attention.head_count_kv", &v, &err) == 0 && v == src.cfg.NKV);
+    CHECK(!dl_gguf_find(&f, "llama.embedding_length") && !dl_gguf_find(&f, "llama.block_count"));
+    const int views[2] = {src.lay.layers[1].wq, src.lay.layers[1].bk};
+    const char *names[2] = {"blk.1.attn_q.weight", "blk.1.attn_k.bias"};
+    for (int k = 0; k < 2; k++) {
+        const dl_tensor_view *tv = &src.lay.views[views[k]];
+        const dl_gguf_tensor *t = dl_gguf_find_tensor(&f, names[k]);
+        float *got = malloc(tv->numel * sizeof *got);
+        CHECK(t && got && dl_gguf_tensor_to_f32(t, got, tv->numel, &err) == 0 &&
+              memcmp(got, src.params + tv->offset, tv->numel * 4) == 0); /* not permuted */
+        free(got);
+    }
+    dl_gguf_close(&f);
+    CHECK_MSG(dl_import_gguf(gguf, dir, &err) == 0, "%s", err.msg);
+    if (load(&back, dir) == 0) {
+        CHECK(back.cfg.qkv_bias == 1 && back.cfg.o_bias == 0 && back.cfg.rope_theta == src.cfg.rope_theta);
+        CHECK(back.lay.total == src.lay.total && memcmp(back.params, src.params, src.lay.total * 4) == 0);
+        dl_model_free(&back);
+    }
+    const char *broken = tmp_path("qwen2_noqbias.gguf");
+    gguf_copy(gguf, broken, &(gguf_edit){.drop_tensor = "blk.0.attn_q.bias"});
+    CHECK(dl_import_gguf(broken, tmp_path("qwen2_broken"), &err) == -1 && strstr(err.msg, "qwen2 model has q/k/v biases"));
+    dl_model_free(&src);
+}
+
 /* A Llama model with attention_bias (q, k, v and o biases) through GGUF and back, and GGUF
  * files whose biases do not add up. */
 static void test_gguf_biases_llama(void) {
@@ -255,7 +296,12 @@ static void test_gguf_biases_llama(void) {
     const char *dir = tmp_path("llama_bias"), *gguf = tmp_path("llama_bias.gguf"), *out = tmp_path("llama_back");
     save_folder(&m, tok, dir);
     dl_error err = {{0}};
-    CHECK_MSG(dl_export_gguf(dir, gguf, DL_EXPORT_F32, &err) == 0, "%s", err.msg);
+    CHECK_MSG(dl_export_gguf(dir, gguf, DL_EXPORT_F32, DL_GGUF_LLAMA, &err) == 0, "%s", err.msg);
+    /* an output bias has no place in GGUF's qwen2 architecture */
+    char as_qwen2[1100]; /* not tmp_path: its four buffers hold dir, gguf and out */
+    snprintf(as_qwen2, sizeof as_qwen2, "%s/llama_bias_qwen2.gguf", g_dir);
+    CHECK(dl_export_gguf(dir, as_qwen2, DL_EXPORT_F32, DL_GGUF_QWEN2, &err) == -1 &&
+          strstr(err.msg, "an output bias") && strstr(err.msg, "export it as llama"));
     CHECK_MSG(dl_import_gguf(gguf, out, &err) == 0, "%s", err.msg);
     if (load(&back, out) == 0) {
         CHECK(back.cfg.qkv_bias == 1 && back.cfg.o_bias == 1);
@@ -284,6 +330,7 @@ int main(void) {
     test_import_errors();
     test_qwen_tokenizer();
     test_gguf_biases_qwen();
+    test_gguf_arch_qwen2();
     test_gguf_biases_llama();
     dl_error err;
     dl_rm_rf(g_dir, &err);

@@ -10,7 +10,8 @@
 #     pre-tokenizers give distil's ids on 1,000 strings each; imported back from the GGUF, the
 #     vocabulary encodes text as before;
 #  3. a Qwen2 model (q/k/v biases) with a Qwen2-style tokenizer: same tokenization and greedy
-#     continuation, and the GGUF round trip gives the same model.safetensors;
+#     continuation, and the GGUF round trip gives the same model.safetensors; the same model
+#     exported as GGUF's qwen2 architecture (--arch qwen2: qwen2.* keys, rows not permuted) too;
 #  4. a SentencePiece-style vocabulary: a random llama2.c checkpoint with the 1024-token
 #     tokenizer.bin of tests/fixtures/llama2c, imported (distil import llama2c) and exported as
 #     GGUF f32 (tokenizer.ggml.model "llama"): llama.cpp's tokenization of 1,000 strings and its
@@ -88,6 +89,10 @@ fs.writeFileSync(f, b);' "$tmp/run_qwen2/model.safetensors"
 node "$tools/llamacpp_check.mjs" "$distil" "$tmp/run_qwen2" "$tmp/qwen2.gguf" "$tmp" 40 300
 "$distil" import gguf --file "$tmp/qwen2.gguf" --out "$tmp/qwen2_back"
 cmp "$tmp/run_qwen2/model.safetensors" "$tmp/qwen2_back/model.safetensors"
+"$distil" export gguf --model "$tmp/run_qwen2" --out "$tmp/qwen2_arch.gguf" --dtype f32 --arch qwen2
+node "$tools/llamacpp_check.mjs" "$distil" "$tmp/run_qwen2" "$tmp/qwen2_arch.gguf" "$tmp" 40 300
+"$distil" import gguf --file "$tmp/qwen2_arch.gguf" --out "$tmp/qwen2_arch_back"
+cmp "$tmp/run_qwen2/model.safetensors" "$tmp/qwen2_arch_back/model.safetensors"
 # 4. a llama2.c model (random weights written here: dim 16, 2 layers, GQA, seq_len 128)
 node -e '
 const [dim, hidden, layers, heads, kv, vocab, seq] = [16, 32, 2, 4, 2, 1024, 128], hs = dim / heads;
