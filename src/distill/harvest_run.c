@@ -2,6 +2,7 @@
  * harvest halves (the loss of a batch, the validation). Rules in distill.h and harvest_data.h. */
 #include "eval/eval.h"
 #include "kdrun.h"
+#include "model/sampler.h"
 #include "train/dist.h"
 #include <math.h>
 #include <stdlib.h>
@@ -143,13 +144,6 @@ int kd_harvest_loss(kd_run *k, const dl_train_batch *b, dl_kd_stats *st, dl_erro
     return 0;
 }
 
-static int argmax(const float *x, int V) {
-    int best = 0;
-    for (int v = 1; v < V; v++)
-        if (x[v] > x[best]) best = v;
-    return best;
-}
-
 /* Held-out records B at a time: cross-entropy over completion tokens, and the student's argmax
  * against the teacher's where the harvest tells it. */
 int kd_harvest_eval(kd_run *k, dl_model *m, int B, int T, uint64_t max_tokens, dl_eval_result *res, char *extra,
@@ -167,7 +161,7 @@ int kd_harvest_eval(kd_run *k, dl_model *m, int B, int T, uint64_t max_tokens, d
         float loss = dl_model_forward(m, L->tokens + w * T, tg, rows, T);
         if (count > 0) sum += (double)loss * count, scored += (uint64_t)count; // the forward's mean is over them
         for (int i = 0; i < rows * T; i++)
-            if (tg[i] >= 0 && top1[i] >= 0) known++, agree += argmax(m->logits + (size_t)i * k->V, k->V) == top1[i];
+            if (tg[i] >= 0 && top1[i] >= 0) known++, agree += dl_argmax(m->logits + (size_t)i * k->V, k->V) == top1[i];
     }
     res->seconds = dl_now() - t0;
     res->tokens = scored;
