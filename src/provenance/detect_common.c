@@ -55,7 +55,7 @@ static int read_stdin(char **out, size_t *len, dl_error *err) {
     return 0;
 }
 
-int detect_read_text(const char *path, const char *what, char **out, size_t *len, dl_error *err) {
+static int read_text(const char *path, const char *what, char **out, size_t *len, dl_error *err) {
     *out = NULL;
     *len = 0;
     if (!path) return dl_fail(err, "no %s given", what);
@@ -71,6 +71,15 @@ int detect_read_text(const char *path, const char *what, char **out, size_t *len
                            what, strcmp(path, "-") ? path : "on stdin", i, bad);
         }
     return 0;
+}
+
+int detect_read_ids(const char *path, const char *what, const dl_tokenizer *tok, dl_ivec *ids, dl_error *err) {
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_text(path, what, &text, &len, err);
+    if (rc == 0) rc = dl_tok_encode(tok, text, len, 0, ids, err);
+    free(text);
+    return rc;
 }
 
 void detect_note_tokenizer(dl_detect_result *res, const char *path, int vocab) {

@@ -93,12 +93,7 @@ static int pick_batch(const dl_detect_cfg *cfg, const dl_model *m, size_t n, int
 /* ids of the text, the suspect's guesses, and the windows it read */
 static int read_and_guess(const dl_detect_cfg *cfg, dl_model *m, const dl_tokenizer *tok, dl_ivec *ids, int32_t **pred,
                           long *windows, dl_error *err) {
-    char *text = NULL;
-    size_t len = 0;
-    int rc = detect_read_text(cfg->input, "text", &text, &len, err);
-    if (rc == 0) rc = dl_tok_encode(tok, text, len, 0, ids, err);
-    free(text);
-    if (rc) return -1;
+    if (detect_read_ids(cfg->input, "text", tok, ids, err)) return -1;
     if (!(*pred = malloc((ids->len ? ids->len : 1) * sizeof **pred))) return dl_fail(err, "out of memory");
     int T = ids->len > 1 && ids->len - 1 < (size_t)m->cfg.max_T ? (int)ids->len - 1 : m->cfg.max_T;
     *windows = ids->len > 1 ? (long)((ids->len - 2) / (size_t)T) + 1 : 0;

@@ -1,19 +1,10 @@
 /* detect text: is this text watermarked with this key? */
 #include "detect_internal.h"
-#include <stdlib.h>
 
 /* The text's ids and, with a prompt file, the prompt's. */
 static int read_ids(const dl_detect_cfg *cfg, const dl_tokenizer *tok, dl_ivec *ids, dl_ivec *prompt, dl_error *err) {
-    char *text = NULL;
-    size_t len = 0;
-    int rc = detect_read_text(cfg->input, "text", &text, &len, err);
-    if (rc == 0) rc = dl_tok_encode(tok, text, len, 0, ids, err);
-    free(text);
-    if (rc || !cfg->prompt_file) return rc;
-    rc = detect_read_text(cfg->prompt_file, "prompt file", &text, &len, err);
-    if (rc == 0) rc = dl_tok_encode(tok, text, len, 0, prompt, err);
-    free(text);
-    return rc;
+    if (detect_read_ids(cfg->input, "text", tok, ids, err)) return -1;
+    return cfg->prompt_file ? detect_read_ids(cfg->prompt_file, "prompt file", tok, prompt, err) : 0;
 }
 
 int dl_detect_text(const dl_detect_cfg *cfg, dl_detect_result *res, dl_error *err) {
