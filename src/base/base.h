@@ -1,4 +1,4 @@
-/* base: errors, logging, progress, rng, timing, file io, json glue.
+/* base: errors, logging, progress, rng, timing, file io, json glue, UTF-8 boundaries.
  * Everything else in distil stands on this header; it depends on nothing but libc and jansson. */
 #ifndef DISTIL_BASE_H
 #define DISTIL_BASE_H
@@ -95,6 +95,11 @@ typedef struct dl_buf { char *data; size_t len, cap; } dl_buf;
 int dl_buf_append(dl_buf *b, const void *p, size_t n);
 int dl_buf_printf(dl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void dl_buf_free(dl_buf *b);
+
+/* ---- UTF-8 (utf8.c) ---------------------------------------------------------------------- */
+/* Length (1..4) of the valid UTF-8 character at s[0..n), RFC 3629 (no overlong forms, no
+ * surrogates, nothing past U+10FFFF); 0 when it is invalid or cut short by n. */
+size_t dl_utf8_char_len(const char *s, size_t n);
 
 /* One allocation carved into n float arrays in order: *views[i] points at sizes[i] floats
  * (views[i] may be NULL to leave a region unnamed). Returns the block, to free(), and its size in

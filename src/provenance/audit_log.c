@@ -80,23 +80,11 @@ void dl_audit_log_free(dl_audit_log *L) {
     free(L);
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), 0 if invalid (overlong and surrogate forms too). */
-static int utf8_len(const unsigned char *s) {
-    unsigned c = s[0];
-    int n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
-        (c == 0xf4 && s[1] > 0x8f))
-        return 0;
-    return n;
-}
-
 void audit_printable(char *dst, size_t n, const char *src) {
     const unsigned char *s = (const unsigned char *)(src ? src : "");
     size_t o = 0;
     while (*s) {
-        int k = utf8_len(s);
+        int k = (int)dl_utf8_char_len((const char *)s, strnlen((const char *)s, 4));
         if (o + (size_t)(k ? k : 1) + 1 > n) break;
         if (k == 0 || (k == 1 && (*s < 0x20 || *s == 0x7f))) {
             dst[o++] = '?';

@@ -17,22 +17,6 @@ int detect_load_wm(const dl_detect_cfg *cfg, dl_wm *wm, dl_error *err) {
     return dl_wm_load(wm, cfg->key_file, cfg->gamma, cfg->delta >= 0 ? cfg->delta : 0.0, cfg->context, err);
 }
 
-/* Length of the UTF-8 sequence at s[0..n) (1..4), or 0 when it is invalid: a stray continuation
- * byte, an overlong form, a surrogate, a code point past U+10FFFF, or a truncated sequence. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
-    if (len == 0 || c > 0xf4 || c == 0xc0 || c == 0xc1 || len > n) return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    if (c == 0xe0 && s[1] < 0xa0) return 0; /* overlong */
-    if (c == 0xed && s[1] >= 0xa0) return 0; /* surrogate */
-    if (c == 0xf0 && s[1] < 0x90) return 0; /* overlong */
-    if (c == 0xf4 && s[1] >= 0x90) return 0; /* past U+10FFFF */
-    return len;
-}
-
 static int read_stdin(char **out, size_t *len, dl_error *err) {
     dl_buf b = {0};
     char chunk[65536];
@@ -61,10 +45,9 @@ static int read_text(const char *path, const char *what, char **out, size_t *len
     if (!path) return dl_fail(err, "no %s given", what);
     int rc = strcmp(path, "-") == 0 ? read_stdin(out, len, err) : dl_read_file(path, out, len, err);
     if (rc) return dl_fail_ctx(err, "%s", what);
-    const unsigned char *s = (const unsigned char *)*out;
     for (size_t i = 0, k; i < *len; i += k)
-        if (!(k = utf8_seq(s + i, *len - i))) {
-            unsigned bad = s[i];
+        if (!(k = dl_utf8_char_len(*out + i, *len - i))) {
+            unsigned bad = (unsigned char)(*out)[i];
             free(*out);
             *out = NULL;
             return dl_fail(err, "%s %s is not valid UTF-8 (byte %zu, 0x%02x): give the text as the server returned it",

@@ -140,8 +140,37 @@ static void test_buffers(void) {
     CHECK(dl_mul_size(6, 7, &out) == 0 && out == 42);
 }
 
+/* UTF-8 boundaries of RFC 3629: each first byte's range, the edges of the second byte's range
+ * (overlong forms, surrogates, U+10FFFF), stray and missing continuation bytes. */
+static void test_utf8(void) {
+    static const struct {
+        const char *s;
+        size_t len;
+    } cases[] = {
+        {"a", 1}, {"\x7f", 1}, {"\xc2\x80", 2}, {"\xdf\xbf", 2}, {"\xe0\xa0\x80", 3}, {"\xed\x9f\xbf", 3},
+        {"\xef\xbf\xbf", 3}, {"\xf0\x90\x80\x80", 4}, {"\xf4\x8f\xbf\xbf", 4},
+        {"\x80", 0},                  /* a continuation byte alone */
+        {"\xc0\x80", 0}, {"\xc1\xbf", 0}, /* overlong two-byte forms */
+        {"\xe0\x9f\xbf", 0},          /* overlong three-byte form */
+        {"\xed\xa0\x80", 0},          /* a surrogate, U+D800 */
+        {"\xf0\x8f\xbf\xbf", 0},      /* overlong four-byte form */
+        {"\xf4\x90\x80\x80", 0},      /* U+110000 */
+        {"\xf5\x80\x80\x80", 0}, {"\xff", 0},
+        {"\xc3(", 0}, {"\xe2\x82(", 0}, /* a missing continuation byte */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        size_t n = strlen(cases[i].s);
+        CHECK_MSG(dl_utf8_char_len(cases[i].s, n) == cases[i].len, "case %zu: %zu, want %zu", i,
+                  dl_utf8_char_len(cases[i].s, n), cases[i].len);
+    }
+    /* cut short by n: every shorter prefix of a character is invalid */
+    CHECK(dl_utf8_char_len("\xf0\x9f\x98\x80", 3) == 0 && dl_utf8_char_len("\xe2\x82\xac", 2) == 0);
+    CHECK(dl_utf8_char_len("\xc3\xa9", 1) == 0 && dl_utf8_char_len("x", 0) == 0);
+}
+
 int main(void) {
     test_rng();
+    test_utf8();
     test_files();
     test_atomic_stream();
     test_json();
