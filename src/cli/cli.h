@@ -28,6 +28,20 @@ void cli_usage(const char *cmd, const char *summary, const cli_flag *flags, FILE
 typedef struct cli_sub { const char *name; int (*fn)(int, char **); } cli_sub;
 int cli_dispatch(const char *group, void (*usage)(FILE *), const cli_sub *subs, int argc, char **argv);
 
+/* The request flags of an OpenAI-compatible client run (o: a dl_harvest_opts), shared by
+ * distil harvest and distil detect api so both take and describe them alike. */
+#define CLI_HARVEST_REQUEST_FLAGS(o)                                                                                  \
+    {"api-key", FLAG_STR, &(o).api_key, "API key, sent as a Bearer token (default: $DISTIL_API_KEY)", 0, 0},           \
+    {"model", FLAG_STR, &(o).model, "model name (default: the first one GET /v1/models lists)", 0, 0},                 \
+    {"chat", FLAG_BOOL, &(o).chat, "use /v1/chat/completions (messages) instead of /v1/completions", 0, 0},           \
+    {"concurrency", FLAG_INT, &(o).concurrency, "requests in flight (default 4)", 0, 0},                               \
+    {"max-tokens", FLAG_INT, &(o).max_tokens, "most tokens per completion (default 128)", 0, 0},                      \
+    {"temperature", FLAG_DOUBLE, &(o).temperature, "sampling temperature (default 1)", 0, 0},                        \
+    {"retries", FLAG_INT, &(o).retries, "further tries of a prompt after a retryable error (default 5)", 0, 0},       \
+    {"timeout", FLAG_DOUBLE, &(o).timeout_s, "seconds one request may take (default 120)", 0, 0},                    \
+    {"seed", FLAG_INT, &(o).seed, "sent as \"seed\" (N + the prompt's line number), for repeatable answers "         \
+                                  "(default: none)", 0, 0}
+
 /* Prints "distil: error: MSG" and returns 1 (the exit status). */
 int cli_error(const dl_error *err);
 int cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -26,11 +26,16 @@ static const char *COMMON =
     {"json", FLAG_BOOL, &(json), "print one JSON object instead of lines", 0, 0},                                      \
     {"report", FLAG_STR, &(report), "also write a markdown report to this file (atomically)", 0, 0}
 
-/* delta_flag: the --wm-delta entry (COMMON_FLAGS' fourth); unseen, it stays "not given" (-1) */
-static int check(const dl_detect_cfg *cfg, const cli_flag *delta_flag) {
+/* cli_parse of one mode, COMMON printed after its --help, then the watermark settings checked
+ * (flags[3] is COMMON_FLAGS' --wm-delta; unseen, it stays "not given", -1). Returns -1 to run
+ * the mode, else the exit status. */
+static int parse_mode(const char *cmd, const char *summary, cli_flag *flags, const dl_detect_cfg *cfg, int argc,
+                      char **argv, char **pos, int max_pos, int *npos) {
+    int rc = cli_parse(cmd, summary, flags, argc, argv, pos, max_pos, npos);
+    if (rc) return rc > 0 ? (printf("\n%s\n", COMMON), 0) : 2;
     dl_error err;
-    if (dl_wm_check(cfg->gamma, delta_flag->seen ? cfg->delta : 0.0, cfg->context, &err)) return cli_error(&err);
-    return 0;
+    if (dl_wm_check(cfg->gamma, flags[3].seen ? cfg->delta : 0.0, cfg->context, &err)) return cli_error(&err), 2;
+    return -1;
 }
 
 static int run(const dl_detect_cfg *cfg, int (*detect)(const dl_detect_cfg *, dl_detect_result *, dl_error *), int json,
@@ -57,13 +62,12 @@ static int detect_text(int argc, char **argv) {
     };
     char *pos[1];
     int npos = 0;
-    int rc = cli_parse("detect text",
-                       "Scores a text (FILE, or stdin when FILE is - or absent) for the watermark. The text must be valid\n"
-                       "UTF-8; it is tokenized alone, and its first H tokens are context only. With --prompt-file, a\n"
-                       "(context, token) pair whose H+1 tokens occur in a row in the prompt is not scored (a copy).",
-                       flags, argc, argv, pos, 1, &npos);
-    if (rc) return rc > 0 ? (printf("\n%s\n", COMMON), 0) : 2;
-    if (check(&cfg, &flags[3])) return 2;
+    int rc = parse_mode("detect text",
+                        "Scores a text (FILE, or stdin when FILE is - or absent) for the watermark. The text must be valid\n"
+                        "UTF-8; it is tokenized alone, and its first H tokens are context only. With --prompt-file, a\n"
+                        "(context, token) pair whose H+1 tokens occur in a row in the prompt is not scored (a copy).",
+                        flags, &cfg, argc, argv, pos, 1, &npos);
+    if (rc >= 0) return rc;
     cfg.input = npos ? pos[0] : "-";
     return run(&cfg, dl_detect_text, json, report);
 }
@@ -82,17 +86,16 @@ static int detect_model(int argc, char **argv) {
         {"unmarked-text", FLAG_BOOL, &cfg.unmarked_text, "the text was not written with the key: score the pairs it holds too (more power; wrong for watermarked text)", 0, 0},
         {NULL, 0, NULL, NULL, 0, 0},
     };
-    int rc = cli_parse("detect model",
-                       "Radioactivity test, reading mode: the suspect reads the text (with its own tokenizer.json, which must\n"
-                       "be the watermark's for the test to mean anything) in windows of its context length; its top-1 guess\n"
-                       "of each next token is paired with the H text tokens before that token. A pair that also occurs in the\n"
-                       "text is not scored (the suspect could have copied it) unless --unmarked-text says the text was written\n"
-                       "without the key. A model trained on watermarked text guesses green tokens more often than gamma.\n"
-                       "Read in-domain text: ordinary text of the domain with --unmarked-text has the most power; the\n"
-                       "server's own watermarked outputs work too (without the flag), more cautiously.",
-                       flags, argc, argv, NULL, 0, NULL);
-    if (rc) return rc > 0 ? (printf("\n%s\n", COMMON), 0) : 2;
-    if (check(&cfg, &flags[3])) return 2;
+    int rc = parse_mode("detect model",
+                        "Radioactivity test, reading mode: the suspect reads the text (with its own tokenizer.json, which must\n"
+                        "be the watermark's for the test to mean anything) in windows of its context length; its top-1 guess\n"
+                        "of each next token is paired with the H text tokens before that token. A pair that also occurs in the\n"
+                        "text is not scored (the suspect could have copied it) unless --unmarked-text says the text was written\n"
+                        "without the key. A model trained on watermarked text guesses green tokens more often than gamma.\n"
+                        "Read in-domain text: ordinary text of the domain with --unmarked-text has the most power; the\n"
+                        "server's own watermarked outputs work too (without the flag), more cautiously.",
+                        flags, &cfg, argc, argv, NULL, 0, NULL);
+    if (rc >= 0) return rc;
     if (cfg.batch < 0) return cli_errorf("--batch %d must be >= 1 (or 0 for the default)", cfg.batch), 2;
     return run(&cfg, dl_detect_model, json, report);
 }
@@ -106,28 +109,19 @@ static int detect_api(int argc, char **argv) {
     cli_flag flags[] = {
         COMMON_FLAGS(cfg, json, report),
         {"endpoint", FLAG_STR, &h->endpoint, "the suspect's URL, e.g. http://127.0.0.1:8080 (or .../v1)", 1, 0},
-        {"api-key", FLAG_STR, &h->api_key, "its API key, sent as a Bearer token (default: $DISTIL_API_KEY)", 0, 0},
         {"prompts", FLAG_STR, &h->prompts_path, "prompts, one JSON object a line, as for distil harvest", 1, 0},
         {"tokenizer", FLAG_STR, &cfg.tokenizer, "the watermarking server's tokenizer.json", 1, 0},
-        {"model", FLAG_STR, &h->model, "model name (default: the first one GET /v1/models lists)", 0, 0},
-        {"chat", FLAG_BOOL, &h->chat, "use /v1/chat/completions (messages) instead of /v1/completions", 0, 0},
-        {"max-tokens", FLAG_INT, &h->max_tokens, "most tokens per completion (default 128)", 0, 0},
-        {"temperature", FLAG_DOUBLE, &h->temperature, "sampling temperature (default 1)", 0, 0},
-        {"concurrency", FLAG_INT, &h->concurrency, "requests in flight (default 4)", 0, 0},
-        {"retries", FLAG_INT, &h->retries, "further tries of a prompt after a retryable error (default 5)", 0, 0},
-        {"timeout", FLAG_DOUBLE, &h->timeout_s, "seconds one request may take (default 120)", 0, 0},
-        {"seed", FLAG_INT, &h->seed, "sent as \"seed\" (N + the prompt's line number), for repeatable answers (default: none)", 0, 0},
+        CLI_HARVEST_REQUEST_FLAGS(*h),
         {"harvest-out", FLAG_STR, &cfg.harvest_out, "keep the completions in this JSONL file; a rerun resumes it and scores all of it (default: a temporary file)", 0, 0},
         {NULL, 0, NULL, NULL, 0, 0},
     };
-    int rc = cli_parse("detect api",
-                       "Sends the prompts to the suspect's OpenAI-compatible API (as distil harvest does), tokenizes each\n"
-                       "completion alone with the watermark's tokenizer and scores them all together: a pair counts once\n"
-                       "across all completions, and a pair whose H+1 tokens occur in a row in that completion's prompt is\n"
-                       "not scored. Prompts that fail for good are left out (and counted).",
-                       flags, argc, argv, NULL, 0, NULL);
-    if (rc) return rc > 0 ? (printf("\n%s\n", COMMON), 0) : 2;
-    if (check(&cfg, &flags[3])) return 2;
+    int rc = parse_mode("detect api",
+                        "Sends the prompts to the suspect's OpenAI-compatible API (as distil harvest does), tokenizes each\n"
+                        "completion alone with the watermark's tokenizer and scores them all together: a pair counts once\n"
+                        "across all completions, and a pair whose H+1 tokens occur in a row in that completion's prompt is\n"
+                        "not scored. Prompts that fail for good are left out (and counted).",
+                        flags, &cfg, argc, argv, NULL, 0, NULL);
+    if (rc >= 0) return rc;
     if (!h->api_key) h->api_key = getenv("DISTIL_API_KEY");
     return run(&cfg, dl_detect_api, json, report);
 }
