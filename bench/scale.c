@@ -22,17 +22,9 @@ typedef struct opts {
 
 static int parse_args(int argc, char **argv, opts *o) {
     *o = (opts){.s = {.config = "configs/bench-5m.json", .threads = 1, .B = 4, .T = 256, .steps = 10, .warmup = 2}};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) return fprintf(stderr, "bench: %s needs a value\n", a), -1;
-        if (!bench_step_flag(&o->s, a, v)) {
-            if (!strcmp(a, "--tps-1")) o->tps_1 = atof(v);
-            else if (!strcmp(a, "--cpu-ms-1")) o->cpu_ms_1 = atof(v);
-            else return fprintf(stderr, "bench: unknown flag %s\n", a), -1;
-        }
-        i++;
-    }
-    return bench_step_check(&o->s);
+    const char *const extra[] = {"--tps-1", "--cpu-ms-1"};
+    double *const val[] = {&o->tps_1, &o->cpu_ms_1};
+    return bench_step_parse(argc, argv, &o->s, extra, val, 2);
 }
 
 typedef struct times { double compute, wait, allreduce, optimizer; } times;

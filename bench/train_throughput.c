@@ -25,17 +25,9 @@ typedef struct opts {
 
 static int parse_args(int argc, char **argv, opts *o) {
     *o = (opts){.s = {.config = "configs/bench-5m.json", .threads = 2, .B = 8, .T = 256, .steps = 10, .warmup = 2}};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) return fprintf(stderr, "bench: %s needs a value\n", a), -1;
-        if (!bench_step_flag(&o->s, a, v)) {
-            if (!strcmp(a, "--torch-tokens-per-s")) o->torch_tps = atof(v);
-            else if (!strcmp(a, "--torch-untuned-tokens-per-s")) o->torch_untuned_tps = atof(v);
-            else return fprintf(stderr, "bench: unknown flag %s\n", a), -1;
-        }
-        i++;
-    }
-    return bench_step_check(&o->s);
+    const char *const extra[] = {"--torch-tokens-per-s", "--torch-untuned-tokens-per-s"};
+    double *const val[] = {&o->torch_tps, &o->torch_untuned_tps};
+    return bench_step_parse(argc, argv, &o->s, extra, val, 2);
 }
 
 static double step_flops(const dl_config *c, int B, int T) {
