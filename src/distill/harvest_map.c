@@ -147,12 +147,19 @@ static int add_plain(hd_seq *s) {
 
 /* ---- the record ----------------------------------------------------------------------------------- */
 
+/* Every id must be a row of the student's embeddings. what: "prompt" or "completion". */
+static int check_ids(const dl_ivec *ids, int V, const char *what, dl_error *err) {
+    for (size_t i = 0; i < ids->len; i++)
+        if (ids->data[i] >= V)
+            return dl_fail(err, "the %s encodes to id %d, outside the student's vocab_size %d", what, ids->data[i], V);
+    return 0;
+}
+
 static int encode_prompt(const hd_record *r, const hd_vocab *v, dl_ivec *ids, dl_error *err) {
     /* as the server: a completions prompt may hold special tokens, a chat message may not */
-    if (dl_tok_encode(v->tok, r->prompt.data ? r->prompt.data : "", r->prompt.len, !r->chat, ids, err)) return -1;
-    for (size_t i = 0; i < ids->len; i++)
-        if (ids->data[i] >= v->V)
-            return dl_fail(err, "the prompt encodes to id %d, outside the student's vocab_size %d", ids->data[i], v->V);
+    if (dl_tok_encode(v->tok, r->prompt.data ? r->prompt.data : "", r->prompt.len, !r->chat, ids, err) ||
+        check_ids(ids, v->V, "prompt", err))
+        return -1;
     if (ids->len > 0) return 0;
     if (v->start < 0) return dl_fail(err, "the prompt is empty and the student's tokenizer has no <|endoftext|> to start from");
     return dl_ivec_push(ids, v->start) ? dl_fail(err, "out of memory") : 0;
@@ -165,10 +172,7 @@ static int encode_completion(const hd_record *r, const hd_vocab *v, dl_ivec *ids
     if (d) return 0;
     ids->len = 0;
     if (dl_tok_encode(v->tok, r->completion.data ? r->completion.data : "", r->completion.len, 0, ids, err)) return -1;
-    for (size_t i = 0; i < ids->len; i++)
-        if (ids->data[i] >= v->V)
-            return dl_fail(err, "the completion encodes to id %d, outside the student's vocab_size %d", ids->data[i], v->V);
-    return 0;
+    return check_ids(ids, v->V, "completion", err);
 }
 
 /* ids = the prompt's last keep_p + the completion's first keep_c tokens; then targets per token */
